@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Set up and run every check: ruff, mypy, then the whole pytest suite (exit code 5, no tests, fails).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export PYTHONDONTWRITEBYTECODE=1
+echo "== ruff"
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+echo "== mypy"
+.venv/bin/mypy gpu_worker edge_api
+echo "== pytest"
+set +e
+.venv/bin/python -m pytest "$@"
+status=$?
+set -e
+if [ "$status" -eq 5 ]; then
+  echo "pytest collected no tests: failing" >&2
+  exit 1
+fi
+exit "$status"
