@@ -12,3 +12,20 @@ def rapid_engine() -> RapidOcrEngine:
     engine = RapidOcrEngine()
     engine.load()
     return engine
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory):
+    """A tiny random DeepSeek-OCR-2 checkpoint folder, built once per test session."""
+    from tests.utils.tiny_deepseek import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-deepseek-ocr2"))
+
+
+@pytest.fixture(scope="session")
+def deepseek_engine(tiny_model_dir):
+    from gpu_worker.engines.deepseek import DeepseekEngine
+
+    engine = DeepseekEngine(str(tiny_model_dir), max_new_tokens=24)
+    engine.load()
+    return engine
