@@ -45,3 +45,29 @@ def parse_grounded(raw: str, width: int, height: int) -> tuple[str, list[Box]]:
 def boxes_as_text(boxes: list[Box]) -> str:
     """One line per box, for answers that are only boxes (locate)."""
     return "\n".join(f"{b.label}: [{', '.join(str(v) for v in b.bbox)}]" for b in boxes)
+
+
+class StreamCleaner:
+    """Turns raw model pieces into deltas of the clean text, so a stream adds up to the final content."""
+
+    def __init__(self) -> None:
+        self.raw = ""
+        self.sent = ""
+
+    def feed(self, piece: str) -> str:
+        """The new clean text that this raw piece makes safe to send (may be empty)."""
+        self.raw += piece
+        clean, _ = parse_grounded(self.raw, 1, 1)
+        return self._advance(clean)
+
+    def finish(self, final_text: str) -> str:
+        """What remains of the final text (empty if the stream already sent it all)."""
+        return self._advance(final_text)
+
+    def _advance(self, clean: str) -> str:
+        # Only ever append: text that a later tag rewrote stays as sent, the final chunk's `ocr` is exact.
+        if not clean.startswith(self.sent):
+            return ""
+        delta = clean[len(self.sent) :]
+        self.sent = clean
+        return delta

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 from PIL import Image
 
@@ -36,7 +37,7 @@ class OcrResult:
     boxes: list[Box] = field(default_factory=list)
     prompt_tokens: int = 0
     completion_tokens: int = 0
-    finish_reason: str = "stop"
+    finish_reason: Literal["stop", "length"] = "stop"
     repetition_detected: bool = False
     inference_ms: float = 0.0
     error: Exception | None = None

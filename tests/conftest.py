@@ -29,3 +29,22 @@ def deepseek_engine(tiny_model_dir):
     engine = DeepseekEngine(str(tiny_model_dir), max_new_tokens=24)
     engine.load()
     return engine
+
+
+@pytest.fixture(scope="session")
+def local_s3():
+    from tests.utils.servers import LocalS3
+
+    s3 = LocalS3().start()
+    yield s3
+    s3.stop()
+
+
+@pytest.fixture(scope="session")
+def rapid_worker(local_s3):
+    """The worker with the rapidocr engine, a real process on loopback, shared by the session."""
+    from tests.utils.servers import WorkerProcess
+
+    worker = WorkerProcess(local_s3, MAX_QUEUE="64", MAX_BATCH_SIZE="4").start()
+    yield worker
+    worker.stop()
