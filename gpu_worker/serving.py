@@ -327,9 +327,10 @@ class OcrService:
                         f"stored under request id {job.request_id}."
                     )
             response = await job.task
+            rest = ""
             while not pieces.empty():
-                cleaner.feed(pieces.get_nowait())
-            rest = cleaner.finish(response.choices[0].message.content)
+                rest += cleaner.feed(pieces.get_nowait())
+            rest += cleaner.finish(response.choices[0].message.content)
             if rest:
                 yield chunk(choices=[ChunkChoice(delta=DeltaMessage(content=rest))])
             yield chunk(

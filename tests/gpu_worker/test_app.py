@@ -94,7 +94,7 @@ def test_request_id_is_taken_from_the_header(rapid_worker, document, local_s3):
                           headers={"X-Request-ID": "edge-req-123"}, timeout=60)  # fmt: skip
     assert response.status_code == 200
     assert response.headers["x-request-id"] == "edge-req-123"
-    assert any(k.endswith("/edge-req-123/result.json") for k in local_s3.keys("results/"))
+    assert any(k.endswith("/edge-req-123/result.json") for k in local_s3.object_keys("results/"))
 
 
 def test_models_livez_health_metrics(rapid_worker, client):

@@ -74,9 +74,20 @@ class LocalS3:
 
         return boto3.client("s3", endpoint_url=self.endpoint, region_name="us-west-2")
 
-    def keys(self, prefix: str = "") -> list[str]:
+    def object_keys(self, prefix: str = "") -> list[str]:
         pages = self.client().get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
         return [item["Key"] for page in pages for item in page.get("Contents", [])]
+
+    def wait_for_key(self, suffix: str, timeout: float = 30.0) -> str:
+        """The first key ending with `suffix`, polling until it appears."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [k for k in self.object_keys() if k.endswith(suffix)]
+            if found:
+                return found[0]
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no object ending with {suffix} within {timeout} s")
+            time.sleep(0.1)
 
 
 class WorkerProcess:
