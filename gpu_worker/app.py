@@ -22,14 +22,14 @@ from gpu_worker.protocol import (
     PayloadTooLarge,
     ServiceError,
     error_body,
+    http_error_body,
+    validation_error_body,
 )
 from gpu_worker.serving import OcrService, request_id_from
 from gpu_worker.settings import WorkerSettings
 from gpu_worker.storage import ResultStore
 
 log = logging.getLogger(__name__)
-_HTTP_ERROR_TYPES = {401: "authentication_error", 403: "permission_error", 404: "not_found_error",
-                     405: "invalid_request_error", 413: "invalid_request_error", 429: "rate_limit_error"}  # fmt: skip
 
 
 def error_response(exc: Exception, request_id: str | None = None) -> JSONResponse:
@@ -37,23 +37,9 @@ def error_response(exc: Exception, request_id: str | None = None) -> JSONRespons
     if isinstance(exc, ServiceError):
         status, body, headers = exc.status, exc.to_body(), dict(exc.headers)
     elif isinstance(exc, RequestValidationError):
-        errors = exc.errors()
-        first = errors[0] if errors else {}
-        if first.get("type") == "json_invalid":
-            status, body = (
-                400,
-                error_body(
-                    "The request body is not valid JSON.", "invalid_request_error", None, "invalid_json"
-                ),
-            )
-        else:
-            loc = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
-            message = f"{loc or 'body'}: {first.get('msg', 'invalid value')}"
-            status, body = 422, error_body(message, "invalid_request_error", loc or None, "invalid_schema")
-        headers = {}
+        (status, body), headers = validation_error_body(list(exc.errors())), {}
     elif isinstance(exc, StarletteHTTPException):
-        status = exc.status_code
-        body = error_body(str(exc.detail), _HTTP_ERROR_TYPES.get(status, "invalid_request_error"), None, None)
+        status, body = exc.status_code, http_error_body(exc.status_code, str(exc.detail))
         headers = dict(exc.headers or {})
     else:
         log.exception("unhandled error", exc_info=exc)

@@ -218,6 +218,32 @@ def error_body(message: str, type_: str, param: str | None = None, code: str | N
     return {"error": {"message": message, "type": type_, "param": param, "code": code}}
 
 
+HTTP_ERROR_TYPES = {
+    400: "invalid_request_error", 401: "authentication_error", 403: "permission_error", 404: "not_found_error",
+    405: "invalid_request_error", 413: "invalid_request_error", 415: "invalid_request_error",
+    422: "invalid_request_error", 429: "rate_limit_error", 504: "timeout_error",
+}  # fmt: skip
+
+
+def http_error_body(status: int, message: str) -> dict[str, Any]:
+    """The error shape for a bare HTTP status (unknown route, wrong method, a proxy's own error page)."""
+    return error_body(
+        message, HTTP_ERROR_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
+    )
+
+
+def validation_error_body(errors: list[Any]) -> tuple[int, dict[str, Any]]:
+    """Status and body for pydantic/FastAPI validation errors: 400 for broken JSON, else 422 naming the field."""
+    first = errors[0] if errors else {}
+    if first.get("type") == "json_invalid":
+        return 400, error_body(
+            "The request body is not valid JSON.", "invalid_request_error", None, "invalid_json"
+        )
+    loc = ".".join(str(part) for part in first.get("loc", ()) if part != "body")
+    message = f"{loc or 'body'}: {first.get('msg', 'invalid value')}"
+    return 422, error_body(message, "invalid_request_error", loc or None, "invalid_schema")
+
+
 # --------------------------------------------------------------------------------------------------
 # Image references
 # --------------------------------------------------------------------------------------------------

@@ -48,3 +48,21 @@ def rapid_worker(local_s3):
     worker = WorkerProcess(local_s3, MAX_QUEUE="64", MAX_BATCH_SIZE="4").start()
     yield worker
     worker.stop()
+
+
+EDGE_KEYS = ("sk-local-alice-0001", "sk-local-bob-0002")
+
+
+@pytest.fixture(scope="session")
+def edge_keys():
+    return EDGE_KEYS
+
+
+@pytest.fixture(scope="session")
+def edge_server(local_s3, rapid_worker):
+    """The edge as a real process in front of the shared rapidocr worker."""
+    from tests.utils.servers import EdgeProcess
+
+    edge = EdgeProcess(local_s3, rapid_worker.url, ",".join(EDGE_KEYS)).start()
+    yield edge
+    edge.stop()

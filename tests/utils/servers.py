@@ -90,27 +90,21 @@ class LocalS3:
             time.sleep(0.1)
 
 
-class WorkerProcess:
-    """`python -m gpu_worker` as a real process on a free port."""
+class ServiceProcess:
+    """`python -m MODULE` as a real process on a free port, ready once `health_path` answers 200."""
 
-    def __init__(self, s3: LocalS3, **env: str) -> None:
+    module = ""
+    health_path = "/health"
+
+    def __init__(self, **env: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {
-            **os.environ,
-            **AWS_ENV,
-            "PORT": str(self.port),
-            "OCR_ENGINE": "rapidocr",
-            "RESULTS_BUCKET": s3.bucket,
-            "S3_ENDPOINT_URL": s3.endpoint,
-            "LOG_LEVEL": "WARNING",
-            **env,
-        }
+        self.env = {**os.environ, **AWS_ENV, "PORT": str(self.port), **env}
         self.process: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 120.0) -> WorkerProcess:
-        self.process = subprocess.Popen([sys.executable, "-m", "gpu_worker"], cwd=ROOT, env=self.env)
-        wait_http(self.url + "/health", timeout, process=self.process)
+    def start(self, timeout: float = 120.0) -> ServiceProcess:
+        self.process = subprocess.Popen([sys.executable, "-m", self.module], cwd=ROOT, env=self.env)
+        wait_http(self.url + self.health_path, timeout, process=self.process)
         return self
 
     def stop(self) -> int | None:
@@ -124,12 +118,35 @@ class WorkerProcess:
             return self.process.wait()
 
 
+class WorkerProcess(ServiceProcess):
+    """The worker (rapidocr unless told otherwise), writing to the local S3 API."""
+
+    module = "gpu_worker"
+
+    def __init__(self, s3: LocalS3, **env: str) -> None:
+        defaults = {"OCR_ENGINE": "rapidocr", "RESULTS_BUCKET": s3.bucket, "S3_ENDPOINT_URL": s3.endpoint,
+                    "LOG_LEVEL": "WARNING"}  # fmt: skip
+        super().__init__(**{**defaults, **env})
+
+
+class EdgeProcess(ServiceProcess):
+    """The edge under uvicorn (`python -m edge_api`), forwarding to `worker_url`."""
+
+    module = "edge_api"
+
+    def __init__(self, s3: LocalS3, worker_url: str, keys: str, **env: str) -> None:
+        defaults = {"WORKER_URL": worker_url, "LOCAL_API_KEYS": keys, "RESULTS_BUCKET": s3.bucket,
+                    "S3_ENDPOINT_URL": s3.endpoint, "POWERTOOLS_LOG_LEVEL": "WARNING"}  # fmt: skip
+        super().__init__(**{**defaults, **env})
+
+
 class ServerThread:
     """An ASGI app under uvicorn in a thread of the test process (for apps built with test engines)."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, health_path: str = "/livez") -> None:
         import uvicorn
 
+        self.health_path = health_path
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.server = uvicorn.Server(
@@ -139,7 +156,7 @@ class ServerThread:
 
     def start(self) -> ServerThread:
         self.thread.start()
-        wait_http(self.url + "/livez", 30)
+        wait_http(self.url + self.health_path, 30)
         return self
 
     def stop(self) -> None:

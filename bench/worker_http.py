@@ -1,0 +1,110 @@
+"""Worker benchmark: the HTTP path (validation, queue, S3 writes) over calling the engine directly.
+
+Runs the deepseek engine on the tiny random model (mode tiny, a few tokens: the engine is fast, so the
+HTTP path's own cost shows): direct `engine.run` vs `POST /v1/chat/completions` to a real worker
+process (with a local S3 API), at 1 and 32 concurrent callers; then the worker's RSS before and
+after 1,000 more requests.
+
+    .venv/bin/python -m bench.worker_http [--requests 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from gpu_worker.engines.deepseek import DeepseekEngine
+from gpu_worker.protocol import TASK_PROMPTS
+from gpu_worker.types import OcrRequest
+from tests.utils.documents import render_document
+from tests.utils.requests import chat_body, data_url
+from tests.utils.servers import LocalS3, WorkerProcess
+from tests.utils.tiny_deepseek import build_tiny_model
+
+
+def percentiles(samples: list[float]) -> tuple[float, float]:
+    """p50 and p99 in milliseconds."""
+    ordered = sorted(samples)
+    return statistics.median(ordered) * 1000, ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process."""
+    with open(f"/proc/{pid}/status") as handle:
+        for line in handle:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+async def http_run(url: str, body: dict, total: int, concurrency: int) -> tuple[list[float], float]:
+    """Latencies of `total` requests at `concurrency`, and the wall time."""
+    semaphore = asyncio.Semaphore(concurrency)
+    latencies: list[float] = []
+    async with httpx.AsyncClient(timeout=300, limits=httpx.Limits(max_connections=concurrency)) as client:
+
+        async def one() -> None:
+            async with semaphore:
+                started = time.perf_counter()
+                response = await client.post(url, json=body)
+                response.raise_for_status()
+                latencies.append(time.perf_counter() - started)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(one() for _ in range(total)))
+        return latencies, time.perf_counter() - started
+
+
+def main() -> None:
+    """Print the figures and ratios."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--samples", type=int, default=64)
+    parser.add_argument("--tokens", type=int, default=4)
+    args = parser.parse_args()
+    model_dir = build_tiny_model(Path(tempfile.mkdtemp()))
+    document = render_document(["Benchmark page 42"], width=600)
+    engine = DeepseekEngine(str(model_dir), max_new_tokens=args.tokens)
+    engine.load()
+    request = OcrRequest("bench", document.image, "ocr", "tiny", TASK_PROMPTS["ocr"])
+    direct = []
+    for _ in range(args.samples):
+        started = time.perf_counter()
+        engine.run([request])
+        direct.append(time.perf_counter() - started)
+    d50, d99 = percentiles(direct)
+    direct_rps = len(direct) / sum(direct)
+
+    s3 = LocalS3().start()
+    worker = WorkerProcess(s3, OCR_ENGINE="deepseek", DEEPSEEK_MODEL=str(model_dir), MAX_NEW_TOKENS=str(args.tokens),
+                           MAX_QUEUE="256", MAX_BATCH_SIZE="8").start()  # fmt: skip
+    url = worker.url + "/v1/chat/completions"
+    body = chat_body(data_url(document.png()), task="ocr", mode="tiny")
+    try:
+        asyncio.run(http_run(url, body, 16, 4))  # warm
+        print(f"page {document.image.size}, tiny deepseek on CPU, mode tiny, {args.tokens} tokens; direct engine.run: p50 {d50:.1f} ms, p99 {d99:.1f} ms, "
+              f"{direct_rps:.1f} pages/s")  # fmt: skip
+        for concurrency in (1, 32):
+            latencies, wall = asyncio.run(http_run(url, body, args.samples, concurrency))
+            h50, h99 = percentiles(latencies)
+            print(f"HTTP at {concurrency:>2} concurrent: p50 {h50:.1f} ms ({h50 / d50:.2f}x direct), p99 {h99:.1f} ms "
+                  f"({h99 / d99:.2f}x), {len(latencies) / wall:.1f} req/s ({len(latencies) / wall / direct_rps:.2f}x)")  # fmt: skip
+        assert worker.process is not None
+        before = rss_mb(worker.process.pid)
+        _, wall = asyncio.run(http_run(url, body, args.requests, 16))
+        after = rss_mb(worker.process.pid)
+        print(f"RSS before {before:.0f} MB, after {args.requests} requests {after:.0f} MB "
+              f"({after - before:+.0f} MB, {args.requests / wall:.1f} req/s)")  # fmt: skip
+    finally:
+        worker.stop()
+        s3.stop()
+
+
+if __name__ == "__main__":
+    main()
