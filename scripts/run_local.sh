@@ -1,8 +1,6 @@
 #!/usr/bin/env bash
-# The main job on one machine: set up, then OCR the shipped sample page (CPU engine unless CUDA is present).
+# The main job: set up what is missing, then start the local stack (local S3, worker, edge, web app).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-IMAGE=${1:-samples/invoice.png}
-shift || true
-exec .venv/bin/python -m gpu_worker.cli "$IMAGE" --task markdown --annotated out-annotated.png "$@"
+exec .venv/bin/python scripts/local_stack.py "$@"

@@ -1,0 +1,111 @@
+"""The web app in headless Chromium against the whole local stack (RapidOCR engine, local S3)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.utils.documents import render_document
+
+pytestmark = pytest.mark.e2e
+LINES = ["Browser test document", "Total amount due 42"]
+SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "invoice.png"
+
+
+def choose(page, trigger: str, option: str) -> None:
+    page.click(trigger)
+    page.get_by_role("option", name=option).click()
+
+
+def upload(page, tmp_path, name: str, data: bytes) -> None:
+    path = tmp_path / name
+    path.write_bytes(data)
+    page.set_input_files("#page input[type=file]", str(path))
+
+
+def test_ocr_shows_the_recognised_text(page, tmp_path, artifacts):
+    upload(page, tmp_path, "doc.png", render_document(LINES).png())
+    page.wait_for_selector("#file-label")
+    choose(page, "#task-select", "Plain text")
+    page.click("#submit")
+    page.wait_for_selector("#result-text", timeout=60_000)
+    text = page.inner_text("#result-text")
+    for line in LINES:
+        assert line in text
+    assert page.is_enabled("#submit")
+    page.screenshot(path=str(artifacts / "ocr-result.png"), full_page=True)
+
+
+def test_the_sample_invoice_as_markdown(page, artifacts):
+    page.set_input_files("#page input[type=file]", str(SAMPLE))
+    page.click("#submit")
+    page.wait_for_selector("#annotated", timeout=60_000)
+    page.wait_for_function("document.querySelector('#annotated').naturalWidth > 0")
+    assert "Total due: 176.40 EUR" in page.inner_text("#result-text")
+    assert page.locator("#boxes tbody tr").count() >= 9
+    page.screenshot(path=str(artifacts / "invoice-markdown.png"), full_page=True)
+
+
+def test_phone_width_keeps_everything_usable(browser, stack, artifacts):
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    page = context.new_page()
+    page.goto(stack.urls["web"] + "/")
+    page.set_input_files("#page input[type=file]", str(SAMPLE))
+    page.click("#submit")
+    page.wait_for_selector("#result-text", timeout=60_000)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390 + 1  # no sideways scrolling
+    page.screenshot(path=str(artifacts / "phone.png"), full_page=True)
+    context.close()
+
+
+def test_locate_shows_the_annotated_image_and_the_box(page, tmp_path, artifacts):
+    upload(page, tmp_path, "doc.png", render_document(LINES).png())
+    choose(page, "#task-select", "Locate a text (boxes)")
+    page.fill("#ref-text", "total amount")
+    page.click("#submit")
+    page.wait_for_selector("#annotated", timeout=60_000)
+    page.wait_for_function("document.querySelector('#annotated').naturalWidth > 0")
+    rows = page.locator("#boxes tbody tr")
+    assert rows.count() == 1
+    assert "total amount" in rows.first.inner_text()
+    page.screenshot(path=str(artifacts / "locate-result.png"), full_page=True)
+
+
+def test_a_non_image_gives_a_clear_error(page, tmp_path):
+    upload(page, tmp_path, "notes.txt", b"just some text")
+    page.wait_for_selector("#error")
+    assert "not accepted" in page.inner_text("#error")
+    upload(page, tmp_path, "fake.png", b"this is not really a png")
+    page.wait_for_function("document.querySelector('#error').innerText.includes('not a PNG, JPEG or WebP')")
+
+
+def test_markup_in_the_recognised_text_runs_no_script(page, tmp_path):
+    dialogs = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    doc = render_document(["<img src=x onerror=alert(1)>", "<b onmouseover=alert(2)>hover</b>"], width=1100,
+                          font_size=40)  # fmt: skip
+    upload(page, tmp_path, "xss.png", doc.png())
+    choose(page, "#task-select", "Plain text")
+    page.click("#submit")
+    page.wait_for_selector("#result-text", timeout=60_000)
+    page.wait_for_timeout(500)
+    assert page.locator("#result-text img").count() == 0
+    assert page.locator("#result-text [onerror], #result-text [onmouseover]").count() == 0
+    page.hover("#result-text")
+    assert dialogs == []
+    raw_toggle = page.locator("#toggle-raw")
+    raw_toggle.click()
+    assert "onerror" in page.inner_text("#raw-text")  # the markup was read, shown as text only
+
+
+def test_worker_stopped_gives_a_clear_error(page, tmp_path, stack):
+    stack.stop_service("worker")
+    try:
+        upload(page, tmp_path, "doc.png", render_document(LINES).png())
+        page.click("#submit")
+        page.wait_for_selector("#error", timeout=60_000)
+        assert "not available" in page.inner_text("#error")
+        assert "Traceback" not in page.content()
+    finally:
+        stack.start_service("worker")
