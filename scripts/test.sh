@@ -19,6 +19,8 @@ echo "== ruff"
 .venv/bin/ruff format --check .
 echo "== mypy"
 .venv/bin/mypy gpu_worker edge_api frontend/ocr_web scripts
+echo "== infra"
+bash scripts/check_infra.sh
 echo "== pytest"
 set +e
 .venv/bin/python -m pytest "$@"

@@ -1,0 +1,86 @@
+locals {
+  tags = { Project = "deepseek-ocr-service", Environment = "prod", ManagedBy = "terraform" }
+}
+
+module "network" {
+  source     = "../../modules/network"
+  name       = var.name
+  enable_nat = var.enable_nat
+  tags       = local.tags
+}
+
+module "results_bucket" {
+  source               = "../../modules/results_bucket"
+  bucket_name          = var.bucket_name
+  results_expire_days  = var.results_expire_days
+  uploads_expire_days  = var.uploads_expire_days
+  cors_allowed_origins = ["https://${var.web_domain_name}"]
+  tags                 = local.tags
+}
+
+module "worker_fleet" {
+  source                         = "../../modules/worker_fleet"
+  name                           = var.name
+  vpc_id                         = module.network.vpc_id
+  private_subnet_ids             = module.network.private_subnet_ids
+  s3_prefix_list_id              = module.network.s3_prefix_list_id
+  alb_ingress_security_group_ids = { edge_lambda = module.edge.lambda_security_group_id }
+  bucket_name                    = module.results_bucket.bucket
+  bucket_arn                     = module.results_bucket.arn
+  instance_type                  = var.worker_instance_type
+  ami_id                         = var.worker_ami_id
+  min_size                       = var.worker_min
+  max_size                       = var.worker_max
+  source_archive_url             = var.source_archive_url
+  install_flash_attn             = var.install_flash_attn
+  deletion_protection            = var.deletion_protection
+  tags                           = local.tags
+}
+
+module "edge" {
+  source                       = "../../modules/edge"
+  name                         = var.name
+  vpc_id                       = module.network.vpc_id
+  private_subnet_ids           = module.network.private_subnet_ids
+  s3_prefix_list_id            = module.network.s3_prefix_list_id
+  worker_alb_security_group_id = module.worker_fleet.alb_security_group_id
+  worker_url                   = module.worker_fleet.worker_url
+  lambda_zip_path              = var.lambda_zip_path
+  api_handler                  = var.api_handler
+  authorizer_handler           = var.authorizer_handler
+  bucket_name                  = module.results_bucket.bucket
+  bucket_arn                   = module.results_bucket.arn
+  integration_timeout_ms       = var.integration_timeout_ms
+  api_key_names                = var.api_key_names
+  tags                         = local.tags
+}
+
+module "web" {
+  source                = "../../modules/web"
+  name                  = var.name
+  vpc_id                = module.network.vpc_id
+  public_subnet_ids     = module.network.public_subnet_ids
+  private_subnet_ids    = module.network.private_subnet_ids
+  certificate_arn       = var.web_certificate_arn
+  domain_name           = var.web_domain_name
+  allowed_cidrs         = var.web_allowed_cidrs
+  cognito_domain_prefix = var.cognito_domain_prefix
+  edge_url              = module.edge.api_url
+  web_api_key_value     = module.edge.web_api_key_value
+  source_archive_url    = var.source_archive_url
+  deletion_protection   = var.deletion_protection
+  tags                  = local.tags
+}
+
+module "alarms" {
+  source                         = "../../modules/alarms"
+  name                           = var.name
+  alarm_email                    = var.alarm_email
+  api_name                       = module.edge.rest_api_name
+  stage_name                     = module.edge.stage_name
+  api_function_name              = module.edge.api_function_name
+  worker_alb_arn_suffix          = module.worker_fleet.alb_arn_suffix
+  worker_target_group_arn_suffix = module.worker_fleet.target_group_arn_suffix
+  worker_asg_name                = module.worker_fleet.asg_name
+  tags                           = local.tags
+}

@@ -1,0 +1,54 @@
+output "api_url" {
+  description = "Base URL for clients: the openai client's base_url (https://.../v1)."
+  value       = module.edge.api_url
+}
+
+output "api_key_ids" {
+  description = "API key ids by name; the values: aws apigateway get-api-key --api-key ID --include-value."
+  value       = module.edge.api_key_ids
+}
+
+output "web_url" {
+  description = "The web app (behind its Cognito login)."
+  value       = module.web.url
+}
+
+output "web_alb_dns_name" {
+  description = "Point the web app's domain at this name."
+  value       = module.web.alb_dns_name
+}
+
+output "web_user_pool_id" {
+  description = "Cognito user pool of the web app's users."
+  value       = module.web.user_pool_id
+}
+
+output "worker_alb_dns_name" {
+  description = "Internal ALB of the workers."
+  value       = module.worker_fleet.alb_dns_name
+}
+
+output "worker_alb_security_group_id" {
+  description = "Security group of the internal ALB."
+  value       = module.worker_fleet.alb_security_group_id
+}
+
+output "results_bucket" {
+  description = "Results bucket."
+  value       = module.results_bucket.bucket
+}
+
+output "worker_asg_name" {
+  description = "Auto Scaling group of the GPU workers."
+  value       = module.worker_fleet.asg_name
+}
+
+output "log_groups" {
+  description = "Log groups: worker, edge Lambdas, API access."
+  value       = concat([module.worker_fleet.log_group_name], module.edge.log_group_names)
+}
+
+output "alarm_topic_arn" {
+  description = "SNS topic of the alarms."
+  value       = module.alarms.topic_arn
+}

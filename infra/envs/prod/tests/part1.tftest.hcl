@@ -1,0 +1,163 @@
+# Part 1: network, results bucket, worker fleet. Each module is applied alone against the mock provider,
+# so its resources can be asserted on.
+
+mock_provider "aws" {
+  source = "./tests/mocks"
+}
+
+variables {
+  name                           = "test"
+  vpc_id                         = "vpc-0123456789abcdef0"
+  private_subnet_ids             = ["subnet-0aaaaaaaaaaaaaaa1", "subnet-0bbbbbbbbbbbbbbb2"]
+  s3_prefix_list_id              = "pl-0123456789abcdef0"
+  bucket_name                    = "test-ocr-results"
+  bucket_arn                     = "arn:aws:s3:::test-ocr-results"
+  source_archive_url             = "https://example.com/src.tar.gz"
+  alb_ingress_security_group_ids = { edge_lambda = "sg-0123456789abcdef0" }
+}
+
+run "network_spans_two_azs_with_nat_and_an_s3_endpoint" {
+  command = apply
+  module {
+    source = "../../modules/network"
+  }
+  assert {
+    condition     = length(aws_subnet.private) == 2 && length(aws_subnet.public) == 2
+    error_message = "two private and two public subnets"
+  }
+  assert {
+    condition     = aws_subnet.private[0].availability_zone != aws_subnet.private[1].availability_zone
+    error_message = "subnets in two AZs"
+  }
+  assert {
+    condition     = length(aws_nat_gateway.this) == 1 && aws_vpc_endpoint.s3.vpc_endpoint_type == "Gateway"
+    error_message = "NAT on by default and an S3 gateway endpoint"
+  }
+  assert {
+    condition     = alltrue([for s in aws_subnet.public : !s.map_public_ip_on_launch])
+    error_message = "no instance gets a public IP by default"
+  }
+}
+
+run "nat_can_be_turned_off" {
+  command = plan
+  module {
+    source = "../../modules/network"
+  }
+  variables {
+    enable_nat = false
+  }
+  assert {
+    condition     = length(aws_nat_gateway.this) == 0 && length(aws_route.private_nat) == 0
+    error_message = "no NAT when enable_nat is false"
+  }
+}
+
+run "bucket_is_private_encrypted_tls_only_and_expires" {
+  command = apply
+  module {
+    source = "../../modules/results_bucket"
+  }
+  variables {
+    cors_allowed_origins = ["https://ocr.example.com"]
+  }
+  assert {
+    condition = alltrue([
+      aws_s3_bucket_public_access_block.this.block_public_acls,
+      aws_s3_bucket_public_access_block.this.block_public_policy,
+      aws_s3_bucket_public_access_block.this.ignore_public_acls,
+      aws_s3_bucket_public_access_block.this.restrict_public_buckets,
+    ])
+    error_message = "all four public-access blocks on"
+  }
+  assert {
+    condition     = one(aws_s3_bucket_ownership_controls.this.rule).object_ownership == "BucketOwnerEnforced"
+    error_message = "bucket owner enforced (no ACLs)"
+  }
+  assert {
+    condition     = one(one(aws_s3_bucket_server_side_encryption_configuration.this.rule).apply_server_side_encryption_by_default).sse_algorithm == "AES256"
+    error_message = "server-side encryption by default"
+  }
+  assert {
+    condition = anytrue([
+      for st in jsondecode(aws_s3_bucket_policy.this.policy).Statement :
+      st.Effect == "Deny" && st.Condition.Bool["aws:SecureTransport"] == "false"
+    ])
+    error_message = "the bucket policy denies non-TLS access"
+  }
+  assert {
+    condition = toset([for r in aws_s3_bucket_lifecycle_configuration.this.rule : r.id]) == toset(
+    ["expire-results", "expire-uploads", "abort-incomplete-multipart"])
+    error_message = "results, uploads and incomplete multipart uploads expire"
+  }
+  assert {
+    condition     = one(aws_s3_bucket_cors_configuration.this[0].cors_rule).allowed_origins == toset(["https://ocr.example.com"])
+    error_message = "CORS only for the web app's origin"
+  }
+}
+
+run "worker_fleet_is_internal_locked_down_and_least_privileged" {
+  command = apply
+  module {
+    source = "../../modules/worker_fleet"
+  }
+
+  assert {
+    condition     = aws_lb.this.internal
+    error_message = "the worker ALB is internal"
+  }
+  assert {
+    condition     = aws_vpc_security_group_ingress_rule.worker_from_alb.referenced_security_group_id == aws_security_group.alb.id && aws_vpc_security_group_ingress_rule.worker_from_alb.cidr_ipv4 == null
+    error_message = "the worker port admits only the ALB's security group"
+  }
+  assert {
+    condition     = alltrue([for r in aws_vpc_security_group_ingress_rule.alb_from_callers : r.cidr_ipv4 == null && r.cidr_ipv6 == null])
+    error_message = "the ALB admits security groups only, never an address range"
+  }
+  assert {
+    condition     = aws_vpc_security_group_ingress_rule.alb_from_callers["edge_lambda"].referenced_security_group_id == "sg-0123456789abcdef0"
+    error_message = "the edge Lambda's group may call the ALB"
+  }
+  assert {
+    condition     = aws_lb_target_group.this.health_check[0].path == "/health" && aws_lb_target_group.this.health_check[0].matcher == "200"
+    error_message = "the target group checks /health (503 until the model is loaded)"
+  }
+  assert {
+    condition     = aws_launch_template.this.metadata_options[0].http_tokens == "required"
+    error_message = "IMDSv2 required"
+  }
+  assert {
+    condition     = alltrue([for b in aws_launch_template.this.block_device_mappings : b.ebs[0].encrypted == "true" && b.ebs[0].volume_type == "gp3" && b.ebs[0].volume_size == 100])
+    error_message = "encrypted 100 GB gp3 volumes"
+  }
+  assert {
+    condition     = aws_launch_template.this.instance_type == "g6.xlarge" && aws_launch_template.this.key_name == null
+    error_message = "g6.xlarge and no SSH key pair"
+  }
+  assert {
+    condition     = aws_autoscaling_group.this.min_size == 1 && aws_autoscaling_group.this.health_check_type == "ELB" && aws_autoscaling_group.this.health_check_grace_period >= 900
+    error_message = "always one worker; ELB health with a grace long enough to load the model"
+  }
+  assert {
+    condition     = aws_autoscaling_policy.requests.target_tracking_configuration[0].predefined_metric_specification[0].predefined_metric_type == "ALBRequestCountPerTarget"
+    error_message = "scaling tracks ALB requests per target"
+  }
+  assert {
+    condition = alltrue(flatten([
+      for st in jsondecode(aws_iam_role_policy.worker.policy).Statement : [
+        for action in flatten([st.Action]) : !can(regex("^s3:(List|Delete)", action)) && action != "s3:*" && action != "*"
+      ]
+    ]))
+    error_message = "the instance role can neither list nor delete in the bucket"
+  }
+  assert {
+    condition = toset(flatten([
+      for st in jsondecode(aws_iam_role_policy.worker.policy).Statement : [for r in flatten([st.Resource]) : r if startswith(r, "arn:aws:s3")]
+    ])) == toset(["arn:aws:s3:::test-ocr-results/results/*", "arn:aws:s3:::test-ocr-results/uploads/*"])
+    error_message = "S3 access only under results/ and uploads/"
+  }
+  assert {
+    condition     = aws_iam_role_policy_attachment.ssm.policy_arn == "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
+    error_message = "SSM Session Manager instead of SSH"
+  }
+}

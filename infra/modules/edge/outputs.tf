@@ -1,0 +1,45 @@
+output "api_url" {
+  description = "Base URL for clients (the openai client's base_url)."
+  value       = aws_api_gateway_stage.this.invoke_url
+}
+
+output "rest_api_name" {
+  description = "REST API name (CloudWatch dimension ApiName)."
+  value       = aws_api_gateway_rest_api.this.name
+}
+
+output "stage_name" {
+  description = "Stage name."
+  value       = aws_api_gateway_stage.this.stage_name
+}
+
+output "api_key_ids" {
+  description = "API key ids by name (values: aws apigateway get-api-key --api-key ID --include-value)."
+  value       = { for name, key in aws_api_gateway_api_key.clients : name => key.id }
+}
+
+output "web_api_key_id" {
+  description = "Id of the web app's own API key."
+  value       = aws_api_gateway_api_key.web.id
+}
+
+output "web_api_key_value" {
+  description = "The web app's key value (stored in SSM for the web instance; never printed)."
+  value       = aws_api_gateway_api_key.web.value
+  sensitive   = true
+}
+
+output "lambda_security_group_id" {
+  description = "Security group of the edge Lambda (allowed into the internal ALB)."
+  value       = aws_security_group.lambda.id
+}
+
+output "api_function_name" {
+  description = "Name of the API Lambda."
+  value       = aws_lambda_function.api.function_name
+}
+
+output "log_group_names" {
+  description = "Log groups of the edge."
+  value       = [aws_cloudwatch_log_group.api.name, aws_cloudwatch_log_group.authorizer.name, aws_cloudwatch_log_group.access.name]
+}

@@ -1,0 +1,149 @@
+variable "name" {
+  type        = string
+  description = "Name prefix for every resource."
+}
+
+variable "vpc_id" {
+  type        = string
+  description = "VPC of the Lambda."
+}
+
+variable "private_subnet_ids" {
+  type        = list(string)
+  description = "Private subnets the Lambda runs in (it reaches the internal ALB from there)."
+}
+
+variable "s3_prefix_list_id" {
+  type        = string
+  description = "Prefix list of the S3 gateway endpoint (Lambda egress to S3)."
+}
+
+variable "worker_alb_security_group_id" {
+  type        = string
+  description = "Security group of the internal worker ALB (Lambda egress goes there)."
+}
+
+variable "worker_url" {
+  type        = string
+  description = "Base URL of the internal ALB, e.g. http://internal-x.elb.amazonaws.com."
+}
+
+variable "lambda_zip_path" {
+  type        = string
+  description = "Path of the edge zip built by scripts/build_lambda.py."
+}
+
+variable "api_handler" {
+  type        = string
+  description = "Handler of the API function."
+  default     = "edge_api.handler.handler"
+}
+
+variable "authorizer_handler" {
+  type        = string
+  description = "Handler of the REQUEST authorizer function (same zip)."
+  default     = "edge_api.authorizer.handler"
+}
+
+variable "bucket_name" {
+  type        = string
+  description = "Results bucket."
+}
+
+variable "bucket_arn" {
+  type        = string
+  description = "Results bucket ARN."
+}
+
+variable "results_prefix" {
+  type        = string
+  description = "Key prefix of results."
+  default     = "results/"
+}
+
+variable "upload_prefix" {
+  type        = string
+  description = "Key prefix of uploads."
+  default     = "uploads/"
+}
+
+variable "lambda_timeout_s" {
+  type        = number
+  description = "Lambda timeout: above the edge's read timeout (110 s), below the integration timeout."
+  default     = 115
+}
+
+variable "lambda_memory_mb" {
+  type        = number
+  description = "Lambda memory (CPU scales with it)."
+  default     = 512
+}
+
+variable "reserved_concurrency" {
+  type        = number
+  description = "Reserved concurrency of the API function (-1: unreserved)."
+  default     = 50
+}
+
+variable "integration_timeout_ms" {
+  type        = number
+  description = "API Gateway integration timeout. Above 29000 needs the regional REST API integration-timeout quota raised first (Service Quotas)."
+  default     = 120000
+
+  validation {
+    condition     = var.integration_timeout_ms >= 50 && var.integration_timeout_ms <= 300000
+    error_message = "Between 50 ms and 300000 ms."
+  }
+}
+
+variable "stage_name" {
+  type        = string
+  description = "API stage (the path prefix clients use: https://.../v1)."
+  default     = "v1"
+}
+
+variable "api_key_names" {
+  type        = list(string)
+  description = "One API key is created per name, in the clients' usage plan."
+  default     = ["default"]
+}
+
+variable "client_throttle" {
+  type = object({
+    rate_limit   = number
+    burst_limit  = number
+    quota_limit  = number
+    quota_period = string
+  })
+  description = "Throttle and quota of the clients' usage plan."
+  default     = { rate_limit = 5, burst_limit = 10, quota_limit = 50000, quota_period = "MONTH" }
+}
+
+variable "web_throttle" {
+  type = object({
+    rate_limit   = number
+    burst_limit  = number
+    quota_limit  = number
+    quota_period = string
+  })
+  description = "Throttle and quota of the web app's own usage plan (low)."
+  default     = { rate_limit = 1, burst_limit = 2, quota_limit = 2000, quota_period = "DAY" }
+}
+
+variable "edge_env" {
+  type        = map(string)
+  description = "Extra edge settings (MAX_BODY_BYTES, UPLOAD_MAX_BYTES, ...)."
+  default     = {}
+}
+
+variable "log_retention_days" {
+  type        = number
+  description = "Retention of the Lambda and access log groups."
+  default     = 30
+}
+
+variable "tags" {
+  type        = map(string)
+  description = "Tags for every resource."
+  default     = {}
+}

@@ -1,0 +1,24 @@
+output "vpc_id" {
+  description = "The VPC."
+  value       = aws_vpc.this.id
+}
+
+output "vpc_cidr_block" {
+  description = "The VPC's CIDR."
+  value       = aws_vpc.this.cidr_block
+}
+
+output "public_subnet_ids" {
+  description = "Public subnets (internet-facing load balancers, NAT)."
+  value       = aws_subnet.public[*].id
+}
+
+output "private_subnet_ids" {
+  description = "Private subnets (workers, Lambda, internal ALB, web app instance)."
+  value       = aws_subnet.private[*].id
+}
+
+output "s3_prefix_list_id" {
+  description = "Prefix list of the S3 gateway endpoint, for security-group egress to S3."
+  value       = aws_vpc_endpoint.s3.prefix_list_id
+}

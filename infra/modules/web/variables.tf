@@ -1,0 +1,80 @@
+variable "name" {
+  type        = string
+  description = "Name prefix for every resource."
+}
+
+variable "vpc_id" {
+  type        = string
+  description = "VPC of the web app."
+}
+
+variable "public_subnet_ids" {
+  type        = list(string)
+  description = "Public subnets for the internet-facing ALB."
+}
+
+variable "private_subnet_ids" {
+  type        = list(string)
+  description = "Private subnets for the web app instance."
+}
+
+variable "certificate_arn" {
+  type        = string
+  description = "ACM certificate for the web app's HTTPS listener (in the deployment region)."
+}
+
+variable "domain_name" {
+  type        = string
+  description = "Host name the certificate covers (the web app's URL); point it at the ALB's DNS name."
+}
+
+variable "allowed_cidrs" {
+  type        = list(string)
+  description = "Who may reach the web app at all (before login)."
+  default     = ["0.0.0.0/0"]
+}
+
+variable "cognito_domain_prefix" {
+  type        = string
+  description = "Prefix of the Cognito hosted login domain (globally unique)."
+}
+
+variable "edge_url" {
+  type        = string
+  description = "The API's base URL without /v1 (the stage URL)."
+}
+
+variable "web_api_key_value" {
+  type        = string
+  description = "The web app's own API key (kept in SSM SecureString, read at boot)."
+  sensitive   = true
+}
+
+variable "source_archive_url" {
+  type        = string
+  description = "A .tar.gz of this repository at a release (e.g. GitHub's archive of a tag); the web instance installs and runs frontend/ from it."
+}
+
+variable "instance_type" {
+  type        = string
+  description = "Instance type of the web app (Reflex backend + static frontend)."
+  default     = "t3.small"
+}
+
+variable "ami_ssm_parameter" {
+  type        = string
+  description = "SSM parameter holding the web instance's AMI id."
+  default     = "/aws/service/canonical/ubuntu/server/22.04/stable/current/amd64/hvm/ebs-gp2/ami-id"
+}
+
+variable "deletion_protection" {
+  type        = bool
+  description = "Protect the load balancer from deletion (set false before `terraform destroy`)."
+  default     = true
+}
+
+variable "tags" {
+  type        = map(string)
+  description = "Tags for every resource."
+  default     = {}
+}

@@ -1,0 +1,68 @@
+resource "aws_security_group" "alb" {
+  name        = "${var.name}-worker-alb"
+  description = "Internal ALB in front of the GPU workers"
+  vpc_id      = var.vpc_id
+  tags        = local.tags
+}
+
+resource "aws_vpc_security_group_ingress_rule" "alb_from_callers" {
+  for_each                     = var.alb_ingress_security_group_ids
+  security_group_id            = aws_security_group.alb.id
+  description                  = "HTTP from an allowed caller (the edge Lambda)"
+  referenced_security_group_id = each.value
+  ip_protocol                  = "tcp"
+  from_port                    = 80
+  to_port                      = 80
+}
+
+resource "aws_vpc_security_group_egress_rule" "alb_to_workers" {
+  security_group_id            = aws_security_group.alb.id
+  description                  = "To the worker port"
+  referenced_security_group_id = aws_security_group.worker.id
+  ip_protocol                  = "tcp"
+  from_port                    = var.worker_port
+  to_port                      = var.worker_port
+}
+
+resource "aws_security_group" "worker" {
+  name        = "${var.name}-worker"
+  description = "GPU workers: the worker port from the ALB only"
+  vpc_id      = var.vpc_id
+  tags        = local.tags
+}
+
+resource "aws_vpc_security_group_ingress_rule" "worker_from_alb" {
+  security_group_id            = aws_security_group.worker.id
+  description                  = "Worker port from the internal ALB"
+  referenced_security_group_id = aws_security_group.alb.id
+  ip_protocol                  = "tcp"
+  from_port                    = var.worker_port
+  to_port                      = var.worker_port
+}
+
+resource "aws_vpc_security_group_egress_rule" "worker_https" {
+  security_group_id = aws_security_group.worker.id
+  description       = "HTTPS out: packages, weights, SSM, CloudWatch (through the NAT)"
+  cidr_ipv4         = "0.0.0.0/0"
+  ip_protocol       = "tcp"
+  from_port         = 443
+  to_port           = 443
+}
+
+resource "aws_vpc_security_group_egress_rule" "worker_http" {
+  security_group_id = aws_security_group.worker.id
+  description       = "HTTP out: Ubuntu package mirrors"
+  cidr_ipv4         = "0.0.0.0/0"
+  ip_protocol       = "tcp"
+  from_port         = 80
+  to_port           = 80
+}
+
+resource "aws_vpc_security_group_egress_rule" "worker_s3" {
+  security_group_id = aws_security_group.worker.id
+  description       = "S3 through the gateway endpoint"
+  prefix_list_id    = var.s3_prefix_list_id
+  ip_protocol       = "tcp"
+  from_port         = 443
+  to_port           = 443
+}

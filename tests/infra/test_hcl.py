@@ -1,0 +1,134 @@
+"""The infra assertions read straight from the HCL (python-hcl2): they run even where terraform is absent.
+
+scripts/check_infra.sh runs the same properties through `terraform test` with the real provider schema
+when terraform and its provider folder are present.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import hcl2
+import pytest
+
+INFRA = Path(__file__).resolve().parents[2] / "infra"
+
+
+def unquote(value: Any) -> Any:
+    """python-hcl2 keeps the quotes of keys and strings: drop them, recursively."""
+    if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] == '"':
+        return value[1:-1]
+    if isinstance(value, dict):
+        return {unquote(k): unquote(v) for k, v in value.items() if not str(k).startswith("__")}
+    if isinstance(value, list):
+        return [unquote(v) for v in value]
+    return value
+
+
+def parse(folder: Path) -> dict[str, list[dict[str, Any]]]:
+    """Every top-level block of the .tf files of one folder, by block type."""
+    blocks: dict[str, list[dict[str, Any]]] = {}
+    for path in sorted(folder.glob("*.tf")):
+        with path.open() as handle:
+            for kind, items in unquote(hcl2.load(handle)).items():
+                blocks.setdefault(kind, []).extend(items)
+    return blocks
+
+
+def resources(module: str, kind: str) -> dict[str, dict[str, Any]]:
+    """Resources of one type in a module, by name."""
+    found: dict[str, dict[str, Any]] = {}
+    for block in parse(INFRA / "modules" / module).get("resource", []):
+        found.update(block.get(kind, {}))
+    return found
+
+
+MODULES = sorted(p.name for p in (INFRA / "modules").iterdir() if p.is_dir())
+FOLDERS = [INFRA / "modules" / m for m in MODULES] + sorted((INFRA / "envs").iterdir())
+
+
+@pytest.mark.parametrize("folder", FOLDERS, ids=lambda p: p.name)
+def test_every_variable_has_type_and_description_and_every_output_a_description(folder):
+    blocks = parse(folder)
+    for block in blocks.get("variable", []):
+        for name, body in block.items():
+            assert "type" in body and body.get("description"), f"{folder.name}: variable {name}"
+    for block in blocks.get("output", []):
+        for name, body in block.items():
+            assert body.get("description"), f"{folder.name}: output {name}"
+    assert {"main.tf", "variables.tf", "outputs.tf", "versions.tf"} <= {p.name for p in folder.glob("*.tf")}
+
+
+def test_provider_is_pinned_to_5_100():
+    for folder in FOLDERS:
+        terraform = parse(folder)["terraform"][0]
+        assert terraform["required_providers"][0]["aws"]["version"] == "~> 5.100", folder.name
+
+
+def test_only_the_web_alb_faces_the_internet():
+    for module in MODULES:
+        for name, lb in resources(module, "aws_lb").items():
+            assert lb["internal"] is (module != "web"), f"{module}.{name}"
+    assert all(s.get("map_public_ip_on_launch", False) is False for s in resources("network", "aws_subnet").values())
+    for module in MODULES:
+        assert not resources(module, "aws_lambda_function_url"), "no Lambda function URLs"
+        assert not resources(module, "aws_instance"), "instances only through the Auto Scaling groups"
+
+
+def test_no_ingress_from_any_address_outside_the_web_alb():
+    for module in MODULES:
+        for name, rule in resources(module, "aws_vpc_security_group_ingress_rule").items():
+            if module == "web" and name.startswith("alb_"):
+                assert rule["cidr_ipv4"] == "${each.value}"  # the allowed-CIDR list
+                continue
+            assert "cidr_ipv4" not in rule and "referenced_security_group_id" in rule, f"{module}.{name}"
+
+
+def test_worker_port_admits_only_the_alb():
+    rule = resources("worker_fleet", "aws_vpc_security_group_ingress_rule")["worker_from_alb"]
+    assert rule["referenced_security_group_id"] == "${aws_security_group.alb.id}"
+
+
+def test_bucket_private_encrypted_tls_only():
+    block = resources("results_bucket", "aws_s3_bucket_public_access_block")["this"]
+    assert all(block[k] is True for k in ("block_public_acls", "block_public_policy", "ignore_public_acls",
+                                           "restrict_public_buckets"))  # fmt: skip
+    sse = resources("results_bucket", "aws_s3_bucket_server_side_encryption_configuration")["this"]
+    assert sse["rule"][0]["apply_server_side_encryption_by_default"][0]["sse_algorithm"] == "AES256"
+    policy = resources("results_bucket", "aws_s3_bucket_policy")["this"]["policy"]
+    assert "aws:SecureTransport" in policy and "Deny" in policy
+
+
+@pytest.mark.parametrize("module", ["worker_fleet", "web"])
+def test_imdsv2_and_encrypted_volumes(module):
+    template = resources(module, "aws_launch_template")["this"]
+    assert template["metadata_options"][0]["http_tokens"] == "required"
+    assert all(b["ebs"][0]["encrypted"] is True for b in template["block_device_mappings"])
+    assert "key_name" not in template
+
+
+@pytest.mark.parametrize("module, policy", [("worker_fleet", "worker"), ("edge", "lambda")])
+def test_roles_cannot_list_or_delete_in_the_bucket(module, policy):
+    text = resources(module, "aws_iam_role_policy")[policy]["policy"]
+    assert "s3:List" not in text and "s3:Delete" not in text and '"s3:*"' not in text
+
+
+def test_every_method_needs_a_key_and_the_authorizer_has_ttl_0():
+    for method in resources("edge", "aws_api_gateway_method").values():
+        assert method["api_key_required"] is True and method["authorization"] == "CUSTOM"
+    authorizer = resources("edge", "aws_api_gateway_authorizer")["this"]
+    assert authorizer["type"] == "REQUEST" and authorizer["authorizer_result_ttl_in_seconds"] == 0
+    assert resources("edge", "aws_api_gateway_rest_api")["this"]["api_key_source"] == "AUTHORIZER"
+
+
+def test_usage_plans_throttle_and_gateway_responses_have_the_openai_shape():
+    for plan in resources("edge", "aws_api_gateway_usage_plan").values():
+        assert plan["throttle_settings"] and plan["quota_settings"]
+    template = resources("edge", "aws_api_gateway_gateway_response")["openai"]["response_templates"]
+    assert all(k in str(template) for k in ("error", "message", "type", "param", "code"))
+
+
+def test_the_lambda_runs_in_the_vpc():
+    api = resources("edge", "aws_lambda_function")["api"]
+    assert api["vpc_config"][0]["subnet_ids"] == "${var.private_subnet_ids}"
