@@ -70,7 +70,9 @@ def test_only_the_web_alb_faces_the_internet():
     for module in MODULES:
         for name, lb in resources(module, "aws_lb").items():
             assert lb["internal"] is (module != "web"), f"{module}.{name}"
-    assert all(s.get("map_public_ip_on_launch", False) is False for s in resources("network", "aws_subnet").values())
+    assert all(
+        s.get("map_public_ip_on_launch", False) is False for s in resources("network", "aws_subnet").values()
+    )
     for module in MODULES:
         assert not resources(module, "aws_lambda_function_url"), "no Lambda function URLs"
         assert not resources(module, "aws_instance"), "instances only through the Auto Scaling groups"
