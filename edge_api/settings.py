@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 
-from pydantic import Field, ValidationError
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from gpu_worker.protocol import read_settings
 
 
 def key_id(api_key: str) -> str:
@@ -47,10 +49,4 @@ class EdgeSettings(BaseSettings):
 
 def load_settings(**overrides: object) -> EdgeSettings:
     """Read the settings, failing fast with one clear line per bad value."""
-    try:
-        return EdgeSettings(**overrides)  # type: ignore[arg-type]
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors()
-        )
-        raise SystemExit(f"invalid edge settings: {problems}") from None
+    return read_settings(EdgeSettings, "edge", **overrides)

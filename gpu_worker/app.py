@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gpu_worker.engines import Engine, create_engine
 from gpu_worker.metrics import WorkerMetrics
@@ -50,7 +50,7 @@ def error_response(exc: Exception, request_id: str | None = None) -> JSONRespons
 
 
 class BodyLimit:
-    """Refuses request bodies over `limit` bytes with a 413, by header or while reading."""
+    """Refuses request bodies over `limit` bytes with a 413: by Content-Length, or while reading a chunked body."""
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app = app
@@ -60,26 +60,41 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        too_large = error_response(PayloadTooLarge(f"The request body is larger than {self.limit} bytes."))
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        too_large = PayloadTooLarge(f"The request body is larger than {self.limit} bytes.")
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            await error_response(too_large)(scope, receive, send)
+            await too_large(scope, receive, send)
             return
-        seen = 0
-
-        async def limited() -> Any:
-            nonlocal seen
+        # Read the body here (FastAPI would read all of it anyway) so an oversize one never reaches the app.
+        chunks, size = [], 0
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise too_large
-            return message
+            if message["type"] != "http.request":
+                await self.app(scope, _replay([message]), send)
+                return
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > self.limit:
+                await too_large(scope, receive, send)
+                return
+            if not message.get("more_body", False):
+                break
+        body = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+        await self.app(scope, _replay([body], receive), send)
 
-        try:
-            await self.app(scope, limited, send)
-        except PayloadTooLarge as exc:
-            await error_response(exc)(scope, receive, send)
+
+def _replay(messages: list[Message], then: Receive | None = None) -> Receive:
+    """A receive() that hands out `messages`, then defers to `then` (e.g. to see a disconnect)."""
+    pending = list(messages)
+
+    async def receive() -> Message:
+        if pending:
+            return pending.pop(0)
+        if then is not None:
+            return await then()
+        return {"type": "http.disconnect"}
+
+    return receive
 
 
 def build_app(

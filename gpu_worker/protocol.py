@@ -11,9 +11,9 @@ import binascii
 import re
 import time
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 # --------------------------------------------------------------------------------------------------
 # Tasks, modes, prompts, limits
@@ -569,3 +569,21 @@ def mode_cards() -> list[ModePresetCard]:
         ModePresetCard(name=m.name, max_tiles=m.max_tiles, image_tokens=m.image_tokens)
         for m in MODES.values()
     ]
+
+
+# --------------------------------------------------------------------------------------------------
+# Settings: each deployable reads its own settings object once, the same way
+# --------------------------------------------------------------------------------------------------
+
+SettingsT = TypeVar("SettingsT", bound=BaseModel)
+
+
+def read_settings(cls: type[SettingsT], label: str, **overrides: Any) -> SettingsT:
+    """Build a settings object from the environment, exiting with one clear line per bad value."""
+    try:
+        return cls(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors()
+        )
+        raise SystemExit(f"invalid {label} settings: {problems}") from None

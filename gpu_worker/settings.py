@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from gpu_worker.protocol import read_settings
 
 
 class WorkerSettings(BaseSettings):
@@ -38,10 +40,4 @@ class WorkerSettings(BaseSettings):
 
 def load_settings(**overrides: object) -> WorkerSettings:
     """Read the settings, failing fast with one clear line per bad value."""
-    try:
-        return WorkerSettings(**overrides)  # type: ignore[arg-type]
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors()
-        )
-        raise SystemExit(f"invalid worker settings: {problems}") from None
+    return read_settings(WorkerSettings, "worker", **overrides)

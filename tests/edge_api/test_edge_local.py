@@ -73,6 +73,8 @@ def test_edge_validates_before_forwarding(edge_server, edge_keys, page):
     big = data_url(b"\0" * 7_000_000)
     response = httpx.post(url, json=chat_body(big), headers=headers, timeout=60)
     assert response.status_code == 413 and "/v1/uploads" in response.json()["error"]["message"]
+    chunked = httpx.post(url, content=(b"x" * 100_000 for _ in range(70)), headers=headers, timeout=60)
+    assert chunked.status_code == 413
     unknown = httpx.post(url, json=chat_body(data_url(page), model="gpt-4o"), headers=headers, timeout=60)
     assert (
         unknown.status_code == 404 and unknown.json()["error"]["code"] == "model_not_found"

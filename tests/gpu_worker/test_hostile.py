@@ -114,3 +114,15 @@ def test_health_is_still_200_after_every_bad_request(small_worker):
                    headers={"content-type": "application/json"}, timeout=60)  # fmt: skip
     assert httpx.get(small_worker.url + "/health").status_code == 200
     assert small_worker.process.poll() is None
+
+
+def test_a_chunked_body_over_the_limit_is_413_too(small_worker):
+    def chunks():
+        for _ in range(500):
+            yield b"x" * 10_000
+
+    response = httpx.post(small_worker.url + "/v1/chat/completions", content=chunks(),
+                          headers={"content-type": "application/json"}, timeout=60)  # fmt: skip
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "payload_too_large"
+    assert httpx.get(small_worker.url + "/health").status_code == 200

@@ -1,0 +1,18 @@
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+@pytest.mark.parametrize("module, env, needle", [
+    ("gpu_worker", {"OCR_ENGINE": "bogus"}, "invalid worker settings: OCR_ENGINE"),
+    ("gpu_worker", {"MAX_BATCH_SIZE": "0"}, "invalid worker settings: MAX_BATCH_SIZE"),
+    ("edge_api", {"PORT": "abc"}, "invalid edge settings: PORT"),
+])  # fmt: skip
+def test_a_bad_setting_stops_the_service_at_start_with_one_clear_line(module, env, needle):
+    result = subprocess.run([sys.executable, "-m", module], env={**os.environ, **env}, capture_output=True,
+                            text=True, timeout=60)  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith(needle)
+    assert "Traceback" not in result.stderr
