@@ -66,3 +66,8 @@ def edge_server(local_s3, rapid_worker):
     edge = EdgeProcess(local_s3, rapid_worker.url, ",".join(EDGE_KEYS)).start()
     yield edge
     edge.stop()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Browser tests run last: sync Playwright keeps an event loop running in the main thread."""
+    items.sort(key=lambda item: "e2e" in item.path.parts)

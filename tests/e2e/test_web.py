@@ -75,9 +75,12 @@ def test_locate_shows_the_annotated_image_and_the_box(page, tmp_path, artifacts)
 def test_a_non_image_gives_a_clear_error(page, tmp_path):
     upload(page, tmp_path, "notes.txt", b"just some text")
     page.wait_for_selector("#error")
-    assert "not accepted" in page.inner_text("#error")
+    assert "notes.txt is not a PNG, JPEG or WebP image" in page.inner_text("#error")
+    assert page.locator("#file-label").count() == 0
     upload(page, tmp_path, "fake.png", b"this is not really a png")
-    page.wait_for_function("document.querySelector('#error').innerText.includes('not a PNG, JPEG or WebP')")
+    page.wait_for_function("document.querySelector('#error').innerText.includes('fake.png is not a PNG')")
+    page.click("#submit")
+    page.wait_for_function("document.querySelector('#error').innerText.includes('Choose a page image first')")
 
 
 def test_markup_in_the_recognised_text_runs_no_script(page, tmp_path):

@@ -8,8 +8,6 @@ import reflex as rx
 
 from gpu_worker.protocol import MODES
 
-ACCEPT = {"image/png": [".png"], "image/jpeg": [".jpg", ".jpeg"], "image/webp": [".webp"]}
-
 
 def intro() -> rx.Component:
     """Title and how to use it."""
@@ -36,13 +34,11 @@ def upload_zone(state: Any, max_bytes: int) -> rx.Component:
             spacing="2",
         ),
         id="page",
-        accept=ACCEPT,
+        # No `accept`/`max_size` filter here: the drop zone would drop a refused file silently. The
+        # backend reads the first bytes and the size of whatever arrives and says what is wrong.
         max_files=1,
-        max_size=max_bytes,
         multiple=False,
         on_drop=state.take_upload(rx.upload_files(upload_id="page")),
-        # File objects do not serialise: the backend only needs to know that something was refused.
-        on_drop_rejected=lambda _rejected: state.reject_files(),
         border="2px dashed var(--gray-7)",
         border_radius="12px",
         padding="2em",

@@ -78,13 +78,6 @@ class OcrState(rx.State):
             return
         self._image, self.file_name, self.file_size = data, upload.name or "page", len(data)
 
-    @rx.event
-    def reject_files(self) -> None:
-        """A file the drop zone refused (type or size)."""
-        self._forget_file()
-        limit = get_settings().upload_max_bytes // 2**20
-        self.error = f"That file was not accepted: send one PNG, JPEG or WebP image up to {limit} MB."
-
     def _forget_file(self) -> None:
         self._image, self.file_name, self.file_size = b"", "", 0
 
