@@ -88,7 +88,8 @@ class RapidOcrEngine(Engine):
         """Detected text lines with axis-aligned pixel boxes."""
         if self._ocr is None:
             raise EngineLoadError("RapidOCR engine used before load()")
-        output = self._ocr(np.asarray(request.image.convert("RGB")))
+        image = request.image if request.image.mode == "RGB" else request.image.convert("RGB")
+        output = self._ocr(np.asarray(image))
         if output.boxes is None or output.txts is None:
             return []
         width, height = request.image.size
