@@ -21,7 +21,7 @@ def test_either_header_becomes_the_usage_plan_key(headers):
     assert KEY not in result["principalId"]
     statement = result["policyDocument"]["Statement"][0]
     assert statement["Effect"] == "Allow" and statement["Action"] == "execute-api:Invoke"
-    assert statement["Resource"] == "arn:aws:execute-api:us-west-2:123456789012:a1b2c3d4e5/v1/*/*"
+    assert statement["Resource"] == "arn:aws:execute-api:us-west-2:123456789012:a1b2c3d4e5/prod/*/*"
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ from typing import Any
 API_ID = "a1b2c3d4e5"
 ACCOUNT = "123456789012"
 REGION = "us-west-2"
+STAGE = "prod"  # clients call https://API_ID.execute-api.REGION.amazonaws.com/prod/v1/...; `path` keeps /v1
 
 
 def rest_event(
@@ -22,7 +23,7 @@ def rest_event(
     principal: str | None = "key-0123456789abcdef",
     api_key: str = "test-key-value",
 ) -> dict[str, Any]:
-    """A proxy event for `ANY /{proxy+}` on stage `v1`, after our authorizer ran."""
+    """A proxy event for `ANY /{proxy+}` on stage `prod`, after our authorizer ran."""
     request_id = str(uuid.uuid4())
     headers = {"Host": f"{API_ID}.execute-api.{REGION}.amazonaws.com", "User-Agent": "OpenAI/Python 1.x",
                "X-Forwarded-Proto": "https", "X-Forwarded-Port": "443", "X-Amzn-Trace-Id": "Root=1-abc-def",
@@ -47,10 +48,10 @@ def rest_event(
             "httpMethod": method,
             "extendedRequestId": "Xyz=",
             "requestTime": "28/Nov/2026:12:00:00 +0000",
-            "path": f"/v1{path}",
+            "path": f"/{STAGE}{path}",
             "accountId": ACCOUNT,
             "protocol": "HTTP/1.1",
-            "stage": "v1",
+            "stage": STAGE,
             "domainPrefix": API_ID,
             "requestTimeEpoch": 1795867200000,
             "requestId": request_id,
@@ -85,7 +86,7 @@ def authorizer_event(
     """A REQUEST authorizer event."""
     return {
         "type": "REQUEST",
-        "methodArn": f"arn:aws:execute-api:{REGION}:{ACCOUNT}:{API_ID}/v1/{method}{path}",
+        "methodArn": f"arn:aws:execute-api:{REGION}:{ACCOUNT}:{API_ID}/{STAGE}/{method}{path}",
         "resource": "/{proxy+}",
         "path": path,
         "httpMethod": method,
@@ -97,7 +98,7 @@ def authorizer_event(
         "requestContext": {
             "accountId": ACCOUNT,
             "apiId": API_ID,
-            "stage": "v1",
+            "stage": STAGE,
             "requestId": str(uuid.uuid4()),
         },
     }

@@ -65,7 +65,7 @@ module "web" {
   domain_name           = var.web_domain_name
   allowed_cidrs         = var.web_allowed_cidrs
   cognito_domain_prefix = var.cognito_domain_prefix
-  edge_url              = module.edge.api_url
+  edge_url              = module.edge.base_url
   web_api_key_value     = module.edge.web_api_key_value
   source_archive_url    = var.source_archive_url
   deletion_protection   = var.deletion_protection

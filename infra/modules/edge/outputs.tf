@@ -1,5 +1,10 @@
 output "api_url" {
-  description = "Base URL for clients (the openai client's base_url)."
+  description = "Base URL for clients (the openai client's base_url): the stage URL plus /v1."
+  value       = "${aws_api_gateway_stage.this.invoke_url}/v1"
+}
+
+output "base_url" {
+  description = "The stage URL without /v1 (what the web app's EDGE_URL takes)."
   value       = aws_api_gateway_stage.this.invoke_url
 }
 

@@ -98,8 +98,8 @@ variable "integration_timeout_ms" {
 
 variable "stage_name" {
   type        = string
-  description = "API stage (the path prefix clients use: https://.../v1)."
-  default     = "v1"
+  description = "API stage; clients use https://ID.execute-api.REGION.amazonaws.com/STAGE/v1 (the app's routes keep /v1)."
+  default     = "prod"
 }
 
 variable "api_key_names" {

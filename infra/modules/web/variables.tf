@@ -41,7 +41,7 @@ variable "cognito_domain_prefix" {
 
 variable "edge_url" {
   type        = string
-  description = "The API's base URL without /v1 (the stage URL)."
+  description = "The API's stage URL, without /v1 (the web app adds the /v1 routes)."
 }
 
 variable "web_api_key_value" {

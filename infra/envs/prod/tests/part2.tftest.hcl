@@ -132,7 +132,7 @@ run "the_web_app_is_https_behind_a_login_and_only_its_alb_is_public" {
     certificate_arn       = "arn:aws:acm:us-west-2:123456789012:certificate/00000000-0000-0000-0000-000000000000"
     domain_name           = "ocr.example.com"
     cognito_domain_prefix = "test-ocr"
-    edge_url              = "https://mockapi.execute-api.us-west-2.amazonaws.com/v1"
+    edge_url              = "https://mockapi.execute-api.us-west-2.amazonaws.com/prod"
     web_api_key_value     = "test-key-value"
     source_archive_url    = "https://example.com/src.tar.gz"
     allowed_cidrs         = ["203.0.113.0/24"]
@@ -175,7 +175,7 @@ run "alarms_cover_errors_latency_health_gpu_memory_and_lambda" {
   variables {
     alarm_email                    = "ops@example.com"
     api_name                       = "test-api"
-    stage_name                     = "v1"
+    stage_name                     = "prod"
     api_function_name              = "test-edge-api"
     worker_alb_arn_suffix          = "app/test/0123"
     worker_target_group_arn_suffix = "targetgroup/test/0123"

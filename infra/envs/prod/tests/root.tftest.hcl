@@ -17,7 +17,7 @@ run "the_whole_environment_applies_offline" {
   command = apply
 
   assert {
-    condition     = output.api_url == "https://mockapi.execute-api.us-west-2.amazonaws.com/v1"
-    error_message = "the API URL output is the stage's invoke URL"
+    condition     = output.api_url == "https://mockapi.execute-api.us-west-2.amazonaws.com/prod/v1"
+    error_message = "clients get the stage URL plus /v1, which is where the app's routes live"
   }
 }

@@ -58,5 +58,5 @@ mock_resource "aws_launch_template" {
   defaults = { id = "lt-0123456789abcdef0", latest_version = 1 }
 }
 mock_resource "aws_api_gateway_stage" {
-  defaults = { invoke_url = "https://mockapi.execute-api.us-west-2.amazonaws.com/v1" }
+  defaults = { invoke_url = "https://mockapi.execute-api.us-west-2.amazonaws.com/prod" }
 }
