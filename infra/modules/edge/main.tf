@@ -16,6 +16,10 @@ locals {
     DEFAULT_4XX                    = { status = null, type = "invalid_request_error", code = null, message = "$context.error.messageString" }
     DEFAULT_5XX                    = { status = null, type = "api_error", code = null, message = "Internal error; request id $context.requestId." }
   }
+  usage_plans = {
+    clients   = { description = "API clients", limits = var.client_throttle }
+    "web-app" = { description = "The web app's own key (low quota)", limits = var.web_throttle }
+  }
   methods = {
     root  = aws_api_gateway_rest_api.this.root_resource_id
     proxy = aws_api_gateway_resource.proxy.id
@@ -190,38 +194,22 @@ resource "aws_api_gateway_account" "this" {
   cloudwatch_role_arn = aws_iam_role.api_logs.arn
 }
 
-resource "aws_api_gateway_usage_plan" "clients" {
-  name        = "${var.name}-clients"
-  description = "API clients"
+# Two plans: API clients, and the web app's own key with a low quota.
+resource "aws_api_gateway_usage_plan" "this" {
+  for_each    = local.usage_plans
+  name        = "${var.name}-${each.key}"
+  description = each.value.description
   api_stages {
     api_id = aws_api_gateway_rest_api.this.id
     stage  = aws_api_gateway_stage.this.stage_name
   }
   throttle_settings {
-    rate_limit  = var.client_throttle.rate_limit
-    burst_limit = var.client_throttle.burst_limit
+    rate_limit  = each.value.limits.rate_limit
+    burst_limit = each.value.limits.burst_limit
   }
   quota_settings {
-    limit  = var.client_throttle.quota_limit
-    period = var.client_throttle.quota_period
-  }
-  tags = local.tags
-}
-
-resource "aws_api_gateway_usage_plan" "web" {
-  name        = "${var.name}-web-app"
-  description = "The web app's own key (low quota)"
-  api_stages {
-    api_id = aws_api_gateway_rest_api.this.id
-    stage  = aws_api_gateway_stage.this.stage_name
-  }
-  throttle_settings {
-    rate_limit  = var.web_throttle.rate_limit
-    burst_limit = var.web_throttle.burst_limit
-  }
-  quota_settings {
-    limit  = var.web_throttle.quota_limit
-    period = var.web_throttle.quota_period
+    limit  = each.value.limits.quota_limit
+    period = each.value.limits.quota_period
   }
   tags = local.tags
 }
@@ -236,7 +224,7 @@ resource "aws_api_gateway_usage_plan_key" "clients" {
   for_each      = aws_api_gateway_api_key.clients
   key_id        = each.value.id
   key_type      = "API_KEY"
-  usage_plan_id = aws_api_gateway_usage_plan.clients.id
+  usage_plan_id = aws_api_gateway_usage_plan.this["clients"].id
 }
 
 resource "aws_api_gateway_api_key" "web" {
@@ -247,5 +235,5 @@ resource "aws_api_gateway_api_key" "web" {
 resource "aws_api_gateway_usage_plan_key" "web" {
   key_id        = aws_api_gateway_api_key.web.id
   key_type      = "API_KEY"
-  usage_plan_id = aws_api_gateway_usage_plan.web.id
+  usage_plan_id = aws_api_gateway_usage_plan.this["web-app"].id
 }

@@ -51,16 +51,16 @@ run "usage_plans_throttle_and_the_web_app_has_its_own_low_quota" {
     source = "../../modules/edge"
   }
   assert {
-    condition = alltrue([for p in [aws_api_gateway_usage_plan.clients, aws_api_gateway_usage_plan.web] :
+    condition = length(aws_api_gateway_usage_plan.this) == 2 && alltrue([for p in aws_api_gateway_usage_plan.this :
     p.throttle_settings[0].rate_limit > 0 && p.throttle_settings[0].burst_limit > 0 && p.quota_settings[0].limit > 0])
     error_message = "both usage plans throttle and have a quota"
   }
   assert {
-    condition     = aws_api_gateway_usage_plan.web.quota_settings[0].limit < aws_api_gateway_usage_plan.clients.quota_settings[0].limit
+    condition     = aws_api_gateway_usage_plan.this["web-app"].quota_settings[0].limit < aws_api_gateway_usage_plan.this["clients"].quota_settings[0].limit
     error_message = "the web app's plan is the low one"
   }
   assert {
-    condition     = length(aws_api_gateway_api_key.clients) == 2 && aws_api_gateway_usage_plan_key.web.usage_plan_id == aws_api_gateway_usage_plan.web.id
+    condition     = length(aws_api_gateway_api_key.clients) == 2 && aws_api_gateway_usage_plan_key.web.usage_plan_id == aws_api_gateway_usage_plan.this["web-app"].id
     error_message = "one key per name in the clients' plan, the web key in its own plan"
   }
 }
