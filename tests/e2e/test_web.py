@@ -18,15 +18,22 @@ def choose(page, trigger: str, option: str) -> None:
     page.get_by_role("option", name=option).click()
 
 
-def upload(page, tmp_path, name: str, data: bytes) -> None:
+def upload(page, path: Path, *, image: bool = True) -> None:
+    """Drop a file; for an image, wait until the backend holds it (the upload is asynchronous)."""
+    page.set_input_files("#page input[type=file]", str(path))
+    if image:
+        label = f"document.querySelector('#file-label')?.innerText.includes({path.name!r})"
+        page.wait_for_function(f"Boolean({label})")
+
+
+def write(tmp_path: Path, name: str, data: bytes) -> Path:
     path = tmp_path / name
     path.write_bytes(data)
-    page.set_input_files("#page input[type=file]", str(path))
+    return path
 
 
 def test_ocr_shows_the_recognised_text(page, tmp_path, artifacts):
-    upload(page, tmp_path, "doc.png", render_document(LINES).png())
-    page.wait_for_selector("#file-label")
+    upload(page, write(tmp_path, "doc.png", render_document(LINES).png()))
     choose(page, "#task-select", "Plain text")
     page.click("#submit")
     page.wait_for_selector("#result-text", timeout=60_000)
@@ -38,7 +45,7 @@ def test_ocr_shows_the_recognised_text(page, tmp_path, artifacts):
 
 
 def test_the_sample_invoice_as_markdown(page, artifacts):
-    page.set_input_files("#page input[type=file]", str(SAMPLE))
+    upload(page, SAMPLE)
     page.click("#submit")
     page.wait_for_selector("#annotated", timeout=60_000)
     page.wait_for_function("document.querySelector('#annotated').naturalWidth > 0")
@@ -51,7 +58,7 @@ def test_phone_width_keeps_everything_usable(browser, stack, artifacts):
     context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
     page = context.new_page()
     page.goto(stack.urls["web"] + "/")
-    page.set_input_files("#page input[type=file]", str(SAMPLE))
+    upload(page, SAMPLE)
     page.click("#submit")
     page.wait_for_selector("#result-text", timeout=60_000)
     assert page.evaluate("document.documentElement.scrollWidth") <= 390 + 1  # no sideways scrolling
@@ -60,7 +67,7 @@ def test_phone_width_keeps_everything_usable(browser, stack, artifacts):
 
 
 def test_locate_shows_the_annotated_image_and_the_box(page, tmp_path, artifacts):
-    upload(page, tmp_path, "doc.png", render_document(LINES).png())
+    upload(page, write(tmp_path, "doc.png", render_document(LINES).png()))
     choose(page, "#task-select", "Locate a text (boxes)")
     page.fill("#ref-text", "total amount")
     page.click("#submit")
@@ -73,11 +80,11 @@ def test_locate_shows_the_annotated_image_and_the_box(page, tmp_path, artifacts)
 
 
 def test_a_non_image_gives_a_clear_error(page, tmp_path):
-    upload(page, tmp_path, "notes.txt", b"just some text")
+    upload(page, write(tmp_path, "notes.txt", b"just some text"), image=False)
     page.wait_for_selector("#error")
     assert "notes.txt is not a PNG, JPEG or WebP image" in page.inner_text("#error")
     assert page.locator("#file-label").count() == 0
-    upload(page, tmp_path, "fake.png", b"this is not really a png")
+    upload(page, write(tmp_path, "fake.png", b"this is not really a png"), image=False)
     page.wait_for_function("document.querySelector('#error').innerText.includes('fake.png is not a PNG')")
     page.click("#submit")
     page.wait_for_function("document.querySelector('#error').innerText.includes('Choose a page image first')")
@@ -88,7 +95,7 @@ def test_markup_in_the_recognised_text_runs_no_script(page, tmp_path):
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
     doc = render_document(["<img src=x onerror=alert(1)>", "<b onmouseover=alert(2)>hover</b>"], width=1100,
                           font_size=40)  # fmt: skip
-    upload(page, tmp_path, "xss.png", doc.png())
+    upload(page, write(tmp_path, "xss.png", doc.png()))
     choose(page, "#task-select", "Plain text")
     page.click("#submit")
     page.wait_for_selector("#result-text", timeout=60_000)
@@ -105,7 +112,7 @@ def test_markup_in_the_recognised_text_runs_no_script(page, tmp_path):
 def test_worker_stopped_gives_a_clear_error(page, tmp_path, stack):
     stack.stop_service("worker")
     try:
-        upload(page, tmp_path, "doc.png", render_document(LINES).png())
+        upload(page, write(tmp_path, "doc.png", render_document(LINES).png()))
         page.click("#submit")
         page.wait_for_selector("#error", timeout=60_000)
         assert "not available" in page.inner_text("#error")
