@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import time
 import uuid
 from typing import Annotated, Any
@@ -30,6 +29,7 @@ from edge_api.observability import EdgeMetrics, make_logger
 from edge_api.results import EdgeStore
 from edge_api.settings import EdgeSettings
 from gpu_worker.protocol import (
+    REQUEST_ID_RE,
     ChatCompletionRequest,
     InvalidRequest,
     PayloadTooLarge,
@@ -41,8 +41,6 @@ from gpu_worker.protocol import (
     parse_image_url,
     validation_error_body,
 )
-
-_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
 class UploadRequest(BaseModel):
@@ -181,7 +179,7 @@ def build_app(
     @app.get("/v1/results/{request_id}")
     async def results(request_id: str, key: Caller) -> JSONResponse:
         """A finished request's stored result (this key's only), or 404 while it is still running."""
-        if not _REQUEST_ID_RE.match(request_id):
+        if not REQUEST_ID_RE.match(request_id):
             raise InvalidRequest("Malformed request id.", param="request_id")
         status, body = await asyncio.to_thread(store.find_result, request_id, key)
         return JSONResponse(body, status_code=status)

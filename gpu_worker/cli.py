@@ -11,7 +11,7 @@ import uuid
 from gpu_worker.annotate import annotate_png
 from gpu_worker.engines import EngineLoadError, create_engine
 from gpu_worker.intake import read_image_file
-from gpu_worker.protocol import DEFAULT_MODE, MODES_ORDER, TASKS, ServiceError, build_prompt, clean_ref_text
+from gpu_worker.protocol import DEFAULT_MODE, MODES_ORDER, TASKS, ServiceError, build_prompt
 from gpu_worker.settings import load_settings
 from gpu_worker.types import OcrRequest
 
@@ -38,22 +38,20 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     settings = load_settings()
     try:
-        task, prompt = build_prompt(args.task, args.ref_text)
-        if args.ref_text is not None and task != "locate":
-            raise ServiceError("--ref-text is only used with --task locate")
+        prompt = build_prompt(args.task, args.ref_text)
         image = read_image_file(
             args.image, max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels
         )
         engine = create_engine(settings, args.engine)
-        engine.check_task(task)
+        engine.check_task(prompt.task)
         engine.load()
         request = OcrRequest(
             request_id=uuid.uuid4().hex,
             image=image,
-            task=task,
+            task=prompt.task,
             mode=args.mode,
-            prompt=prompt,
-            ref_text=clean_ref_text(args.ref_text) if task == "locate" else None,
+            prompt=prompt.text,
+            ref_text=prompt.ref_text,
             max_new_tokens=args.max_tokens,
         )
         result = engine.run([request])[0]
@@ -72,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         payload = {
             "engine": engine.name,
             "model": engine.model_id,
-            "task": task,
+            "task": prompt.task,
             "mode": args.mode,
             "image": {"width": image.width, "height": image.height},
             "text": result.text,

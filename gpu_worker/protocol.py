@@ -11,7 +11,7 @@ import binascii
 import re
 import time
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, NamedTuple, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -69,6 +69,7 @@ TASK_PROMPTS: dict[str, str] = {
 IMAGE_TOKEN = "<image>"
 
 MAX_REF_TEXT_CHARS = 200
+REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")  # safe inside an S3 key and a URL path
 MAX_PROMPT_CHARS = 4000
 MAX_MESSAGES = 32
 MAX_TOKENS_LIMIT = 8192
@@ -110,20 +111,29 @@ def clean_ref_text(ref_text: str | None) -> str:
     return cleaned
 
 
-def build_prompt(
-    task: str | None, ref_text: str | None = None, user_text: str | None = None
-) -> tuple[str, str]:
-    """Return (task, prompt): the model's own prompt for a task, or the user's text with one `<image>`."""
+class Prompt(NamedTuple):
+    """What the model is asked: the task name, its prompt text, and the cleaned `locate` reference."""
+
+    task: str
+    text: str
+    ref_text: str | None = None
+
+
+def build_prompt(task: str | None, ref_text: str | None = None, user_text: str | None = None) -> Prompt:
+    """The model's own prompt for a task, or the user's text with one `<image>`; the one place for these rules."""
+    if ref_text is not None and task != "locate":
+        raise InvalidRequest("`ref_text` is only used with task `locate`.", param="ref_text")
     if task is None:
         text = strip_special_tokens(user_text or "").strip()
         if not text:
             return build_prompt(DEFAULT_TASK)
-        return "custom", f"{IMAGE_TOKEN}\n{text}"
+        return Prompt("custom", f"{IMAGE_TOKEN}\n{text}")
     if task not in TASK_PROMPTS:
         raise InvalidRequest(f"Unknown task {task!r}; use one of {', '.join(TASKS)}.", param="task")
     if task == "locate":
-        return task, TASK_PROMPTS[task].format(ref_text=clean_ref_text(ref_text))
-    return task, TASK_PROMPTS[task]
+        cleaned = clean_ref_text(ref_text)
+        return Prompt(task, TASK_PROMPTS[task].format(ref_text=cleaned), cleaned)
+    return Prompt(task, TASK_PROMPTS[task])
 
 
 # --------------------------------------------------------------------------------------------------
@@ -412,16 +422,13 @@ class ChatCompletionRequest(_Lenient):
             raise InvalidRequest(
                 f"The text prompt is longer than {MAX_PROMPT_CHARS} characters.", param="messages"
             )
-        if self.ref_text is not None and self.task != "locate":
-            raise InvalidRequest("`ref_text` is only used with task `locate`.", param="ref_text")
-        task, prompt = build_prompt(self.task, self.ref_text, user_text)
-        ref_text = clean_ref_text(self.ref_text) if task == "locate" else None
+        prompt = build_prompt(self.task, self.ref_text, user_text)
         return OcrSpec(
-            task=task,
+            task=prompt.task,
             mode=self.mode or DEFAULT_MODE,
-            prompt=prompt,
+            prompt=prompt.text,
             image_url=image_urls[0],
-            ref_text=ref_text,
+            ref_text=prompt.ref_text,
             max_tokens=self.max_completion_tokens or self.max_tokens,
             temperature=self.temperature or 0.0,
             stream=bool(self.stream),

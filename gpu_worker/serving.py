@@ -7,7 +7,6 @@ import contextlib
 import datetime as dt
 import json
 import logging
-import re
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -24,6 +23,7 @@ from gpu_worker.intake import decode_image
 from gpu_worker.metrics import WorkerMetrics
 from gpu_worker.protocol import (
     MODEL_ALIAS,
+    REQUEST_ID_RE,
     ChatCompletion,
     ChatCompletionChunk,
     ChatCompletionRequest,
@@ -52,12 +52,11 @@ from gpu_worker.storage import ResultStore, result_prefix
 from gpu_worker.types import OcrRequest, OcrResult
 
 log = logging.getLogger(__name__)
-_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
 def request_id_from(header: str | None) -> str:
     """The caller's X-Request-ID when it is a sane id, else a new one."""
-    if header and _REQUEST_ID_RE.match(header):
+    if header and REQUEST_ID_RE.match(header):
         return header
     return f"ocr-{uuid.uuid4().hex}"
 
@@ -156,10 +155,7 @@ class OcrService:
                 param="model",
             )
         spec = body.to_ocr_request()
-        if spec.task != "custom":
-            self.engine.check_task(spec.task)
-        elif "custom" not in self.engine.tasks:
-            self.engine.check_task("custom")
+        self.engine.check_task(spec.task)
         if not self.ready:
             raise NotReady(self._not_ready_message(), headers={"Retry-After": "10"})
         image = await asyncio.to_thread(self._read_image, spec.image_url)

@@ -56,3 +56,8 @@ def test_cli_missing_file_and_bad_task_combination(tmp_path):
     assert cli(tmp_path / "missing.png").returncode == 2
     out = cli(ROOT / "samples" / "invoice.png", "--task", "describe")
     assert out.returncode == 2 and "rapidocr" in out.stderr
+
+
+def test_cli_ref_text_needs_locate_like_the_api():
+    out = cli(ROOT / "samples" / "invoice.png", "--task", "ocr", "--ref-text", "total")
+    assert out.returncode == 2 and "only used with task `locate`" in out.stderr
