@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 import uuid
 from typing import Annotated, Any
@@ -80,7 +79,8 @@ def build_app(
     app = FastAPI(title="DeepSeek-OCR API", version="0.1.0")
     app.state.settings, app.state.worker, app.state.store = settings, worker, store
 
-    def error_response(exc: Exception, request_id: str | None) -> JSONResponse:
+    def error_response(exc: Exception, request: Request) -> JSONResponse:
+        """The one exception -> status + OpenAI error body mapping; the error type is kept for the metrics."""
         if isinstance(exc, ServiceError):
             status, body, headers = exc.status, exc.to_body(), dict(exc.headers)
         elif isinstance(exc, RelayedError):
@@ -96,6 +96,8 @@ def build_app(
         else:
             log.exception("unhandled error")
             status, body, headers = 500, error_body("Internal server error.", "server_error"), {}
+        request.state.error_type = (body.get("error") or {}).get("type")
+        request_id = getattr(request.state, "request_id", None)
         if request_id:
             headers["X-Request-ID"] = request_id
         return JSONResponse(body, status_code=status, headers=headers)
@@ -106,11 +108,12 @@ def build_app(
         request_id = ((event or {}).get("requestContext") or {}).get("requestId") or f"req-{uuid.uuid4().hex}"
         request.state.request_id = request_id
         request.state.key_id = None
+        request.state.error_type = None
         started = time.perf_counter()
         try:
             response = await call_next(request)
         except Exception as exc:  # errors raised past the handlers (should not happen) keep the shape
-            response = error_response(exc, request_id)
+            response = error_response(exc, request)
         latency_ms = (time.perf_counter() - started) * 1000
         response.headers.setdefault("X-Request-ID", request_id)
         error_type = getattr(request.state, "error_type", None)
@@ -129,9 +132,7 @@ def build_app(
     @app.exception_handler(StarletteHTTPException)
     @app.exception_handler(Exception)
     async def handle(request: Request, exc: Exception) -> JSONResponse:
-        response = error_response(exc, getattr(request.state, "request_id", None))
-        request.state.error_type = json.loads(bytes(response.body)).get("error", {}).get("type")
-        return response
+        return error_response(exc, request)
 
     @app.get("/health")
     async def health() -> dict[str, str]:

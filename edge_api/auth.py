@@ -39,6 +39,6 @@ def authenticate(headers: Mapping[str, str], event: Mapping[str, Any] | None, se
             "Missing API key: send `Authorization: Bearer KEY` or `x-api-key: KEY`.", code="missing_api_key"
         )
     identity = key_id(key)
-    if identity not in settings.local_keys():
+    if identity not in settings.local_keys:
         raise PermissionDenied("Invalid API key.", code="invalid_api_key")
     return identity

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from functools import cached_property
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -41,8 +42,9 @@ class EdgeSettings(BaseSettings):
     models_cache_s: float = Field(30.0, ge=0)
     emit_metrics: bool = Field(False, description="Emit CloudWatch EMF metrics (on in Lambda).")
 
+    @cached_property
     def local_keys(self) -> dict[str, str]:
-        """Accepted local keys by key id."""
+        """Accepted local keys by key id (hashed once, not per request)."""
         keys = [k.strip() for k in (self.local_api_keys or "").split(",") if k.strip()]
         return {key_id(k): k for k in keys}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from typing import Any
 
@@ -61,27 +62,39 @@ async def run_ocr(
     headers = {"Authorization": f"Bearer {settings.edge_api_key}"}
     base = settings.edge_url.rstrip("/")
     try:
-        async with httpx.AsyncClient(timeout=settings.request_timeout_s) as client:
-            if len(data) > settings.inline_max_bytes:
-                image_url = await _upload(client, base, headers, data, media_type)
-            else:
-                image_url = f"data:{media_type};base64,{base64.b64encode(data).decode()}"
-            body: dict[str, Any] = {
-                "model": "deepseek-ocr",
-                "messages": [
-                    {"role": "user", "content": [{"type": "image_url", "image_url": {"url": image_url}}]}
-                ],
-                "task": task,
-                "mode": mode,
-            }
-            if task == "locate":
-                body["ref_text"] = ref_text
-            response = await client.post(f"{base}/v1/chat/completions", json=body, headers=headers)
-            return _checked(response)
+        client = _client(settings.request_timeout_s)
+        if len(data) > settings.inline_max_bytes:
+            image_url = await _upload(client, base, headers, data, media_type)
+        else:
+            image_url = f"data:{media_type};base64,{base64.b64encode(data).decode()}"
+        body: dict[str, Any] = {
+            "model": "deepseek-ocr",
+            "messages": [
+                {"role": "user", "content": [{"type": "image_url", "image_url": {"url": image_url}}]}
+            ],
+            "task": task,
+            "mode": mode,
+        }
+        if task == "locate":
+            body["ref_text"] = ref_text
+        response = await client.post(f"{base}/v1/chat/completions", json=body, headers=headers)
+        return _checked(response)
     except httpx.TimeoutException:
         raise OcrFailed("The OCR service did not answer in time. Try again later.") from None
     except httpx.HTTPError:
         raise OcrFailed("The OCR service cannot be reached. Check that it is running.") from None
+
+
+_pooled: tuple[asyncio.AbstractEventLoop, httpx.AsyncClient] | None = None
+
+
+def _client(timeout: float) -> httpx.AsyncClient:
+    """One pooled client for the backend's event loop: the TLS handshake to the API is paid once."""
+    global _pooled
+    loop = asyncio.get_running_loop()
+    if _pooled is None or _pooled[0] is not loop or _pooled[1].is_closed:
+        _pooled = (loop, httpx.AsyncClient(timeout=timeout))
+    return _pooled[1]
 
 
 async def _upload(
