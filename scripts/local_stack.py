@@ -37,6 +37,23 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def wait_http(
+    url: str, timeout: float, process: subprocess.Popen[bytes] | None = None, hint: str = ""
+) -> None:
+    """Poll `url` until it answers 200; fail if `process` exits or the time runs out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"{url}: the server exited with {process.returncode}{hint}")
+        try:
+            if httpx.get(url, timeout=3).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"{url} did not answer 200 within {timeout:.0f} s{hint}")
+
+
 class Service:
     """One child process in its own process group."""
 
@@ -47,27 +64,17 @@ class Service:
 
     def start(self) -> None:
         """Spawn it."""
-        output = open(self.log, "ab") if self.log else subprocess.DEVNULL  # noqa: SIM115
+        output = open(self.log, "ab") if self.log else None  # noqa: SIM115 (None: the parent's output)
         try:
             self.process = subprocess.Popen(self.argv, cwd=self.cwd, env=self.env, stdout=output,
                                             stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
         finally:
-            if self.log:
-                output.close()  # type: ignore[union-attr]
+            if output is not None:
+                output.close()
 
     def wait_healthy(self, timeout: float) -> None:
         """Poll its health URL until 200; fail if it exits or takes too long."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process is not None and self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.process.returncode}" + self._log_hint())
-            try:
-                if httpx.get(self.health, timeout=3).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        raise TimeoutError(f"{self.name} was not healthy within {timeout:.0f} s" + self._log_hint())
+        wait_http(self.health, timeout, self.process, self._log_hint())
 
     def _log_hint(self) -> str:
         return f" (log: {self.log})" if self.log else ""

@@ -36,3 +36,11 @@ def test_multi_value_headers_are_read_too():
     event = authorizer_event({})
     event["multiValueHeaders"] = {"x-api-key": [KEY]}
     assert handler(event, LambdaContext())["usageIdentifierKey"] == KEY
+
+
+def test_null_header_maps_are_unauthorized_not_a_crash():
+    event = authorizer_event({})
+    event["headers"] = None
+    event["multiValueHeaders"] = None
+    with pytest.raises(Exception, match="^Unauthorized$"):
+        handler(event, LambdaContext())

@@ -119,6 +119,18 @@ def test_uploads_refuse_non_images_and_oversize(edge_server, edge_keys):
     )
     assert huge.status_code == 413
     assert httpx.post(edge_server.url + "/v1/uploads", json={"size": 5}, headers=headers).status_code == 422
+    for bad in ({"content_type": "image/png", "size": 0}, {"content_type": "image/png", "size": -5},
+                {"content_type": "image/png", "size": "big"}, {"content_type": "x" * 500, "size": 5}):  # fmt: skip
+        response = httpx.post(edge_server.url + "/v1/uploads", json=bad, headers=headers)
+        assert response.status_code == 422 and response.json()["error"]["type"] == "invalid_request_error"
+    svg = httpx.post(
+        edge_server.url + "/v1/uploads", json={"content_type": "image/svg+xml", "size": 10}, headers=headers
+    )
+    assert svg.status_code == 415
+    assert (
+        httpx.post(edge_server.url + "/v1/uploads", json={"content_type": "image/png", "size": 5}).status_code
+        == 401
+    )
 
 
 def test_results_by_id_for_the_same_key_only(edge_server, edge_keys, page):

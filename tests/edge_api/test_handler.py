@@ -112,3 +112,14 @@ def test_stream_is_buffered_into_one_sse_body(lambda_handler, page):
     status, headers, body = invoke(lambda_handler, event)
     assert status == 200 and headers["content-type"].startswith("text/event-stream")
     assert body.rstrip().endswith("data: [DONE]") and '"ocr"' in body
+
+
+def test_an_event_without_headers_or_body_is_answered_not_crashed(lambda_handler):
+    event = rest_event("POST", "/v1/chat/completions", None, principal=None)
+    event["headers"] = None
+    event["multiValueHeaders"] = None
+    status, _, body = invoke(lambda_handler, event)
+    assert status == 401 and json.loads(body)["error"]["type"] == "authentication_error"
+    event = rest_event("POST", "/v1/chat/completions", None)
+    status, _, body = invoke(lambda_handler, event)
+    assert status == 422 and json.loads(body)["error"]["type"] == "invalid_request_error"

@@ -125,3 +125,14 @@ def test_a_jpeg_and_a_webp_page_are_read(client, document):
         reply = client.chat.completions.create(model="rapidocr", messages=image_message(url),
                                                extra_body={"task": "ocr"})  # fmt: skip
         assert "Net profit margin" in reply.choices[0].message.content
+
+
+@pytest.mark.parametrize("hostile", ["../../results/x", "a/b", "x" * 200, "id with spaces", ""])
+def test_an_unsafe_request_id_header_is_replaced_not_used_as_a_key(rapid_worker, document, local_s3, hostile):
+    response = httpx.post(rapid_worker.url + "/v1/chat/completions", json=chat_body(data_url(document.png())),
+                          headers={"X-Request-ID": hostile}, timeout=60)  # fmt: skip
+    assert response.status_code == 200
+    request_id = response.headers["x-request-id"]
+    assert request_id != hostile and request_id.startswith("ocr-")
+    key = response.json()["ocr"]["result"]["key"]
+    assert key.endswith(f"/{request_id}/result.json") and ".." not in key

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -11,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
+from scripts.local_stack import Service, free_port, wait_http
 
 ROOT = Path(__file__).resolve().parents[2]
 AWS_ENV = {
@@ -20,30 +19,6 @@ AWS_ENV = {
     "AWS_DEFAULT_REGION": "us-west-2",
     "AWS_REGION": "us-west-2",
 }
-
-
-def free_port() -> int:
-    """A port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_http(
-    url: str, timeout: float = 90.0, status: int = 200, process: subprocess.Popen | None = None
-) -> None:
-    """Poll until `url` answers `status`, or fail with what the process printed."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}")
-        try:
-            if httpx.get(url, timeout=2).status_code == status:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise TimeoutError(f"{url} did not answer {status} within {timeout} s")
 
 
 class LocalS3:
@@ -91,7 +66,7 @@ class LocalS3:
 
 
 class ServiceProcess:
-    """`python -m MODULE` as a real process on a free port, ready once `health_path` answers 200."""
+    """`python -m MODULE` on a free port, run by the local stack's own Service (process group, health wait)."""
 
     module = ""
     health_path = "/health"
@@ -99,23 +74,20 @@ class ServiceProcess:
     def __init__(self, **env: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {**os.environ, **AWS_ENV, "PORT": str(self.port), **env}
-        self.process: subprocess.Popen | None = None
+        self.service = Service(self.module, [sys.executable, "-m", self.module],
+                               {**os.environ, **AWS_ENV, "PORT": str(self.port), **env}, self.url + self.health_path)  # fmt: skip
+
+    @property
+    def process(self) -> subprocess.Popen[bytes] | None:
+        return self.service.process
 
     def start(self, timeout: float = 120.0) -> ServiceProcess:
-        self.process = subprocess.Popen([sys.executable, "-m", self.module], cwd=ROOT, env=self.env)
-        wait_http(self.url + self.health_path, timeout, process=self.process)
+        self.service.start()
+        self.service.wait_healthy(timeout)
         return self
 
-    def stop(self) -> int | None:
-        if self.process is None:
-            return None
-        self.process.terminate()
-        try:
-            return self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            return self.process.wait()
+    def stop(self) -> None:
+        self.service.stop(timeout=30)
 
 
 class WorkerProcess(ServiceProcess):
