@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
+from PIL import Image
 
 from gpu_worker.annotate import annotate_png
 from gpu_worker.batching import BatchLoop, Pending
@@ -182,7 +183,7 @@ class OcrService:
             return f"The OCR engine failed to load: {self.load_error}"
         return "The OCR engine is still loading; retry shortly."
 
-    def _read_image(self, url: str) -> Any:
+    def _read_image(self, url: str) -> Image.Image:
         reference = parse_image_url(url, max_bytes=self.settings.max_image_bytes)
         if isinstance(reference, DataImage):
             data = reference.data
