@@ -1,4 +1,4 @@
-"""Build the edge Lambda zip: edge_api, the contract (gpu_worker/__init__.py + protocol.py) and their light
+"""Build the edge Lambda zip: edge_api, the contract (gpu_worker/__init__.py + the protocol package) and their light
 dependencies for Lambda's Python 3.11 on x86_64. boto3 is left out: the Lambda runtime provides it.
 One zip serves both handlers: `edge_api.handler.handler` and `edge_api.authorizer.handler`.
 
@@ -44,8 +44,9 @@ def build(out: Path) -> Path:
                 raise SystemExit(f"{name} must not be in the Lambda bundle")
         shutil.copytree(ROOT / "edge_api", target / "edge_api", ignore=shutil.ignore_patterns("__pycache__"))
         (target / "gpu_worker").mkdir()
-        for name in ("__init__.py", "protocol.py"):
-            shutil.copy(ROOT / "gpu_worker" / name, target / "gpu_worker" / name)
+        shutil.copy(ROOT / "gpu_worker" / "__init__.py", target / "gpu_worker" / "__init__.py")
+        shutil.copytree(ROOT / "gpu_worker" / "protocol", target / "gpu_worker" / "protocol",
+                        ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
         out.parent.mkdir(parents=True, exist_ok=True)
         with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
             for path in sorted(target.rglob("*")):

@@ -24,11 +24,13 @@ def bundle(tmp_path_factory):
 def test_zip_holds_the_edge_and_the_contract_and_nothing_heavy(bundle):
     names = zipfile.ZipFile(bundle).namelist()
     assert "edge_api/handler.py" in names and "edge_api/authorizer.py" in names
-    assert "gpu_worker/protocol.py" in names and "gpu_worker/__init__.py" in names
+    assert "gpu_worker/protocol/__init__.py" in names and "gpu_worker/__init__.py" in names
     assert not [
         n
         for n in names
-        if n.startswith("gpu_worker/") and n not in ("gpu_worker/protocol.py", "gpu_worker/__init__.py")
+        if n.startswith("gpu_worker/")
+        and n != "gpu_worker/__init__.py"
+        and not n.startswith("gpu_worker/protocol/")
     ]
     for heavy in ("torch/", "transformers/", "reflex/", "PIL/", "numpy/", "boto3/"):
         assert not any(n.startswith(heavy) for n in names), heavy

@@ -1,0 +1,227 @@
+"""Chat completions: the OpenAI request (the fields we read), the response, and our `ocr` extension."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from gpu_worker.protocol.errors import InvalidRequest
+from gpu_worker.protocol.tasks import (
+    DEFAULT_MODE,
+    MAX_MESSAGES,
+    MAX_PROMPT_CHARS,
+    MAX_TOKENS_LIMIT,
+    MODEL_ALIAS,
+    Mode,
+    Task,
+    build_prompt,
+)
+
+
+class _Lenient(BaseModel):
+    # Unknown fields are ignored, as the OpenAI SDK may send newer ones.
+    model_config = ConfigDict(extra="ignore")
+
+
+class ImageURL(_Lenient):
+    url: str = Field(max_length=64 * 1024 * 1024)
+    detail: Literal["auto", "low", "high"] | None = None
+
+
+class TextContentPart(_Lenient):
+    type: Literal["text"]
+    text: str
+
+
+class ImageContentPart(_Lenient):
+    type: Literal["image_url"]
+    image_url: ImageURL
+
+
+ContentPart = Annotated[TextContentPart | ImageContentPart, Field(discriminator="type")]
+
+
+class ChatMessage(_Lenient):
+    role: Literal["system", "developer", "user", "assistant"]
+    content: str | list[ContentPart] | None = None
+
+
+class StreamOptions(_Lenient):
+    include_usage: bool | None = None
+
+
+class ChatCompletionRequest(_Lenient):
+    """`POST /v1/chat/completions` body."""
+
+    model: str = Field(default=MODEL_ALIAS, max_length=200)
+    messages: list[ChatMessage] = Field(min_length=1, max_length=MAX_MESSAGES)
+    max_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS_LIMIT)
+    max_completion_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS_LIMIT)
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
+    n: int | None = Field(default=None, ge=1, le=1)
+    stream: bool | None = False
+    stream_options: StreamOptions | None = None
+    user: str | None = Field(default=None, max_length=256)
+
+    # ---- ocr extensions (sent by the openai SDK through `extra_body`) ----------------------------
+    task: Task | None = Field(
+        default=None, description="What to do with the image; builds the model's prompt."
+    )
+    mode: Mode | None = Field(default=None, description="Vision-token budget preset (default gundam).")
+    ref_text: str | None = Field(
+        default=None,
+        max_length=10_000,
+        description="Text to find; required for task `locate` (<= 200 chars).",
+    )
+
+    def to_ocr_request(self) -> OcrSpec:
+        """The OCR request this chat request asks for; a clear 400 when it asks for something else."""
+        image_urls: list[str] = []
+        user_texts: list[str] = []
+        for message in self.messages:
+            if isinstance(message.content, list):
+                for part in message.content:
+                    if isinstance(part, ImageContentPart):
+                        if message.role != "user":
+                            raise InvalidRequest(
+                                "Images are accepted in user messages only.", param="messages"
+                            )
+                        image_urls.append(part.image_url.url)
+                    elif message.role == "user":
+                        user_texts.append(part.text)
+            elif isinstance(message.content, str) and message.role == "user":
+                user_texts.append(message.content)
+        if len(image_urls) != 1:
+            raise InvalidRequest(
+                f"Send exactly one image as an `image_url` part (got {len(image_urls)}).",
+                param="messages",
+                code="image_count",
+            )
+        user_text = "\n".join(t for t in user_texts if t.strip())
+        if len(user_text) > MAX_PROMPT_CHARS:
+            raise InvalidRequest(
+                f"The text prompt is longer than {MAX_PROMPT_CHARS} characters.", param="messages"
+            )
+        prompt = build_prompt(self.task, self.ref_text, user_text)
+        return OcrSpec(
+            task=prompt.task,
+            mode=self.mode or DEFAULT_MODE,
+            prompt=prompt.text,
+            image_url=image_urls[0],
+            ref_text=prompt.ref_text,
+            max_tokens=self.max_completion_tokens or self.max_tokens,
+            temperature=self.temperature or 0.0,
+            stream=bool(self.stream),
+            include_usage=bool(self.stream_options and self.stream_options.include_usage),
+        )
+
+
+@dataclass(frozen=True)
+class OcrSpec:
+    """What a chat request asks the OCR service to do, before the image is read."""
+
+    task: str
+    mode: str
+    prompt: str
+    image_url: str
+    ref_text: str | None
+    max_tokens: int | None
+    temperature: float
+    stream: bool = False
+    include_usage: bool = False
+
+
+# --------------------------------------------------------------------------------------------------
+# Response (OpenAI spec) + the `ocr` extension
+# --------------------------------------------------------------------------------------------------
+
+
+class Box(BaseModel):
+    label: str
+    bbox: list[int] = Field(description="[x1, y1, x2, y2] in pixels of the original image.")
+
+
+class ImageSize(BaseModel):
+    width: int
+    height: int
+
+
+class Link(BaseModel):
+    key: str = Field(description="Object key in the results bucket.")
+    url: str | None = Field(description="Presigned GET URL (None when it could not be signed).")
+    expires_at: int | None = Field(description="Unix time the URL expires.")
+
+
+class Timings(BaseModel):
+    queue: float = 0.0
+    inference: float = 0.0
+    total: float = 0.0
+
+
+class OcrExtension(BaseModel):
+    """Our extension object on every response: what ran, the boxes, the stored results."""
+
+    request_id: str
+    task: str
+    mode: str
+    engine: str
+    image: ImageSize
+    boxes: list[Box] = Field(default_factory=list)
+    raw: str = Field(description="The model's output with grounding tags kept.")
+    repetition_detected: bool = False
+    annotated_image: Link | None = None
+    result: Link | None = None
+    warnings: list[str] = Field(default_factory=list)
+    timings_ms: Timings = Field(default_factory=Timings)
+
+
+class Usage(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class ResponseMessage(BaseModel):
+    role: Literal["assistant"] = "assistant"
+    content: str
+
+
+class Choice(BaseModel):
+    index: int = 0
+    message: ResponseMessage
+    finish_reason: Literal["stop", "length"]
+
+
+class ChatCompletion(BaseModel):
+    id: str
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int = Field(default_factory=lambda: int(time.time()))
+    model: str
+    choices: list[Choice]
+    usage: Usage
+    ocr: OcrExtension
+
+
+class DeltaMessage(BaseModel):
+    role: Literal["assistant"] | None = None
+    content: str | None = None
+
+
+class ChunkChoice(BaseModel):
+    index: int = 0
+    delta: DeltaMessage
+    finish_reason: Literal["stop", "length"] | None = None
+
+
+class ChatCompletionChunk(BaseModel):
+    id: str
+    object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
+    created: int = Field(default_factory=lambda: int(time.time()))
+    model: str
+    choices: list[ChunkChoice]
+    usage: Usage | None = None
+    ocr: OcrExtension | None = None
