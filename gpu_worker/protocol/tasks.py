@@ -58,7 +58,7 @@ TASK_PROMPTS: dict[str, str] = {
 IMAGE_TOKEN = "<image>"
 
 MAX_REF_TEXT_CHARS = 200
-REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")  # safe inside an S3 key and a URL path
+REQUEST_ID_RE = re.compile(r"^(?!\.{1,2}$)[A-Za-z0-9._:-]{1,128}$")  # safe in an S3 key and a URL path: not . or ..
 MAX_PROMPT_CHARS = 4000
 MAX_MESSAGES = 32
 MAX_TOKENS_LIMIT = 8192
