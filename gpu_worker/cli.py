@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import uuid
 
@@ -32,6 +33,31 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+class InputFileError(Exception):
+    """The file named on the command line cannot be used; the message is one line for a person."""
+
+
+def check_input_file(path: str, max_bytes: int) -> None:
+    """Refuse a missing, unreadable or oversize file with its own size, before anything is loaded."""
+    try:
+        size = os.stat(path).st_size
+    except FileNotFoundError:
+        raise InputFileError(f"{path}: no such file") from None
+    except PermissionError:
+        raise InputFileError(f"{path}: permission denied") from None
+    except OSError as exc:
+        raise InputFileError(f"{path}: cannot be read ({exc.strerror or type(exc).__name__})") from None
+    if os.path.isdir(path):
+        raise InputFileError(f"{path}: is a folder, not an image file")
+    if size > max_bytes:
+        raise InputFileError(f"{path} is {_size(size)}; the limit is {_size(max_bytes)} (MAX_IMAGE_BYTES)")
+
+
+def _size(n: int) -> str:
+    """Bytes for a person: exact below 1 MiB, else MiB with two decimals and the exact count."""
+    return f"{n} bytes" if n < 2**20 else f"{n / 2**20:.2f} MiB ({n} bytes)"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; exit 0 on success, 2 with one line on stderr on bad input or failure."""
     args = parse_args(argv)
@@ -39,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = load_settings()
     try:
         prompt = build_prompt(args.task, args.ref_text)
+        check_input_file(args.image, settings.max_image_bytes)
         image = read_image_file(
             args.image, max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels
         )
@@ -63,7 +90,15 @@ def main(argv: list[str] | None = None) -> int:
     except ServiceError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 2
-    except (OSError, EngineLoadError, ValueError) as exc:
+    except InputFileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        # e.g. the --annotated path: name the file and the reason, never a raw "[Errno N]".
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except (EngineLoadError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.json:
