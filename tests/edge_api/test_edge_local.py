@@ -17,7 +17,7 @@ from gpu_worker.storage import ResultStore
 from tests.gpu_worker.test_serving import ScriptedEngine
 from tests.utils.documents import render_document, to_bytes
 from tests.utils.requests import chat_body, data_url, image_message
-from tests.utils.servers import ServerThread, free_port
+from tests.utils.servers import WORKER_SECRET, ServerThread, free_port
 
 pytestmark = pytest.mark.integration
 LINES = ["Edge forwarded page", "Second row of text"]
@@ -157,7 +157,8 @@ def test_results_by_id_for_the_same_key_only(edge_server, edge_keys, page):
 
 def local_edge(local_s3, worker_url, **overrides):
     settings = EdgeSettings(worker_url=worker_url, local_api_keys="sk-k", results_bucket=local_s3.bucket,
-                            s3_endpoint_url=local_s3.endpoint, **overrides)  # fmt: skip
+                            s3_endpoint_url=local_s3.endpoint, worker_shared_secret=WORKER_SECRET,
+                            **overrides)  # fmt: skip
     return ServerThread(build_app(settings), health_path="/health").start()
 
 
@@ -173,7 +174,9 @@ def test_worker_down_is_502_and_health_says_so(local_s3, page):
 
 
 def test_slow_worker_is_504_with_the_request_id(local_s3):
-    cfg = WorkerSettings(results_bucket=local_s3.bucket, s3_endpoint_url=local_s3.endpoint)
+    cfg = WorkerSettings(
+        results_bucket=local_s3.bucket, s3_endpoint_url=local_s3.endpoint, worker_shared_secret=WORKER_SECRET
+    )  # the edge's id is trusted only with the secret
     worker = ServerThread(build_worker(cfg, engine=ScriptedEngine(delay=2.0), store=ResultStore(cfg))).start()
     edge = local_edge(local_s3, worker.url, worker_timeout_s=0.5)
     try:

@@ -10,6 +10,7 @@ from PIL import Image
 from tests.utils.apigw import LambdaContext, rest_event
 from tests.utils.documents import render_document, to_bytes
 from tests.utils.requests import chat_body, data_url
+from tests.utils.servers import WORKER_SECRET
 
 pytestmark = pytest.mark.integration
 SECRET = "sk-secret-never-logged-42"
@@ -21,7 +22,7 @@ def lambda_handler(rapid_worker, local_s3):
     for name, value in {"WORKER_URL": rapid_worker.url, "RESULTS_BUCKET": local_s3.bucket,
                         "S3_ENDPOINT_URL": local_s3.endpoint, "MAX_BODY_BYTES": "300000",
                         "POWERTOOLS_SERVICE_NAME": "edge-api", "POWERTOOLS_METRICS_NAMESPACE": "DeepSeekOCR",
-                        "AWS_LAMBDA_FUNCTION_NAME": "ocr-edge-api"}.items():  # fmt: skip
+                        "AWS_LAMBDA_FUNCTION_NAME": "ocr-edge-api", "WORKER_SHARED_SECRET": WORKER_SECRET}.items():  # fmt: skip
         patch.setenv(name, value)
     patch.delenv("LOCAL_API_KEYS", raising=False)
     import edge_api.handler as module
@@ -61,7 +62,7 @@ def test_valid_request_is_forwarded_and_answered(lambda_handler, page, capfd, ca
     assert headers["x-request-id"] == reply["id"]
     formatter = importlib.import_module("edge_api.handler").logger.registered_formatter
     logs = capfd.readouterr().out + "\n".join(formatter.format(r) for r in caplog.records)
-    assert SECRET not in logs and "Bearer" not in logs
+    assert SECRET not in logs and "Bearer" not in logs and WORKER_SECRET not in logs
     assert "key-0123456789abcdef" in logs and event["requestContext"]["requestId"] in logs
     assert '"_aws"' in logs  # EMF metrics were flushed
 
