@@ -15,17 +15,26 @@ from gpu_worker.protocol.chat import (
     ChunkChoice,
     ContentPart,
     DeltaMessage,
+    FileContentPart,
+    FileData,
     ImageContentPart,
     ImageSize,
     ImageURL,
     Link,
     OcrExtension,
     OcrSpec,
+    PageOcr,
     ResponseMessage,
     StreamOptions,
     TextContentPart,
     Timings,
     Usage,
+)
+from gpu_worker.protocol.documents import (
+    MAX_PAGE_SELECTION_CHARS,
+    parse_page_selection,
+    resolve_pages,
+    too_many_pages,
 )
 from gpu_worker.protocol.errors import (
     HTTP_ERROR_TYPES,
@@ -79,6 +88,7 @@ from gpu_worker.protocol.tasks import (
     MODEL_ID_RAPIDOCR,
     MODES,
     MODES_ORDER,
+    PDF_MEDIA_TYPE,
     REQUEST_ID_RE,
     TASK_PROMPTS,
     TASKS,
@@ -95,6 +105,14 @@ from gpu_worker.protocol.tasks import (
 )
 
 __all__ = [
+    "FileContentPart",
+    "FileData",
+    "PageOcr",
+    "MAX_PAGE_SELECTION_CHARS",
+    "PDF_MEDIA_TYPE",
+    "parse_page_selection",
+    "resolve_pages",
+    "too_many_pages",
     "AuthenticationFailed",
     "Box",
     "ChatCompletion",

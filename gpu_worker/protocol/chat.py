@@ -15,6 +15,7 @@ from gpu_worker.protocol.tasks import (
     MAX_PROMPT_CHARS,
     MAX_TOKENS_LIMIT,
     MODEL_ALIAS,
+    PDF_MEDIA_TYPE,
     Mode,
     Task,
     build_prompt,
@@ -41,7 +42,36 @@ class ImageContentPart(_Lenient):
     image_url: ImageURL
 
 
-ContentPart = Annotated[TextContentPart | ImageContentPart, Field(discriminator="type")]
+class FileData(_Lenient):
+    file_data: str | None = Field(
+        default=None,
+        max_length=64 * 1024 * 1024,
+        description="`data:application/pdf;base64,...` (or bare base64).",
+    )
+    file_id: str | None = Field(default=None, max_length=1024)
+    filename: str | None = Field(default=None, max_length=1024)
+
+
+class FileContentPart(_Lenient):
+    """OpenAI's `file` part: how the openai SDK sends a PDF inline."""
+
+    type: Literal["file"]
+    file: FileData
+
+    def data_url(self) -> str:
+        """The file as a data URL (bare base64 is taken as a PDF); a file id is a clear 400."""
+        data = self.file.file_data
+        if not data:
+            raise InvalidRequest(
+                "`file.file_id` is not supported; send the PDF inline as `file.file_data` "
+                "(`data:application/pdf;base64,...`), or upload it with POST /v1/uploads.",
+                param="messages",
+                code="unsupported_file_reference",
+            )
+        return data if data.startswith("data:") else f"data:{PDF_MEDIA_TYPE};base64,{data}"
+
+
+ContentPart = Annotated[TextContentPart | ImageContentPart | FileContentPart, Field(discriminator="type")]
 
 
 class ChatMessage(_Lenient):
@@ -85,19 +115,22 @@ class ChatCompletionRequest(_Lenient):
         for message in self.messages:
             if isinstance(message.content, list):
                 for part in message.content:
-                    if isinstance(part, ImageContentPart):
+                    if isinstance(part, ImageContentPart | FileContentPart):
                         if message.role != "user":
                             raise InvalidRequest(
-                                "Images are accepted in user messages only.", param="messages"
+                                "Images and files are accepted in user messages only.", param="messages"
                             )
-                        image_urls.append(part.image_url.url)
+                        image_urls.append(
+                            part.image_url.url if isinstance(part, ImageContentPart) else part.data_url()
+                        )
                     elif message.role == "user":
                         user_texts.append(part.text)
             elif isinstance(message.content, str) and message.role == "user":
                 user_texts.append(message.content)
         if len(image_urls) != 1:
             raise InvalidRequest(
-                f"Send exactly one image as an `image_url` part (got {len(image_urls)}).",
+                "Send exactly one image (an `image_url` part) or one PDF (a `file` part) "
+                f"(got {len(image_urls)}).",
                 param="messages",
                 code="image_count",
             )
@@ -162,6 +195,18 @@ class Timings(BaseModel):
     total: float = 0.0
 
 
+class PageOcr(BaseModel):
+    """One page of a document: what `ocr` says for a single image, per page."""
+
+    page: int = Field(description="Page number in the document, from 1.")
+    image: ImageSize
+    boxes: list[Box] = Field(default_factory=list)
+    raw: str = Field(description="The model's output for this page with grounding tags kept.")
+    text: str
+    repetition_detected: bool = False
+    annotated_image: Link | None = None
+
+
 class OcrExtension(BaseModel):
     """Our extension object on every response: what ran, the boxes, the stored results."""
 
@@ -177,6 +222,12 @@ class OcrExtension(BaseModel):
     result: Link | None = None
     warnings: list[str] = Field(default_factory=list)
     timings_ms: Timings = Field(default_factory=Timings)
+    pages: list[PageOcr] | None = Field(
+        default=None,
+        exclude_if=lambda pages: pages is None,  # a single image keeps its old response: no `pages` key
+        description="A PDF's pages in order (absent for a single image); then `image` is the first page's "
+        "size, `boxes` is empty and `raw` joins the pages' raw output with `<!-- page N -->` lines.",
+    )
 
 
 class Usage(BaseModel):

@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass
 
 from gpu_worker.protocol.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
-from gpu_worker.protocol.tasks import IMAGE_MEDIA_TYPES
+from gpu_worker.protocol.tasks import IMAGE_MEDIA_TYPES, PDF_MEDIA_TYPE
 
 _DATA_URL_RE = re.compile(
     r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?P<params>(?:;[\w.+-]+=[\w.+-]+)*)(?P<b64>;base64)?,"
@@ -34,7 +34,7 @@ def decoded_size(b64_len: int) -> int:
 
 
 def parse_image_url(url: str, *, max_bytes: int) -> DataImage | S3Image:
-    """Parse a `data:image/...;base64,` or `s3://bucket/key` URL; anything else is a clear 4xx."""
+    """Parse a `data:image/...;base64,` (or `data:application/pdf;base64,`) or `s3://bucket/key` URL; else a 4xx."""
     if url.startswith("data:"):
         match = _DATA_URL_RE.match(url)
         if not match or not match.group("b64"):
@@ -44,13 +44,10 @@ def parse_image_url(url: str, *, max_bytes: int) -> DataImage | S3Image:
                 code="invalid_image_url",
             )
         mime = (match.group("mime") or "").lower()
-        if mime == "application/pdf":
+        if mime not in IMAGE_MEDIA_TYPES and mime != PDF_MEDIA_TYPE:
             raise UnsupportedMediaType(
-                "PDFs are not accepted yet; send page images (PNG, JPEG or WebP).", param="messages"
-            )
-        if mime not in IMAGE_MEDIA_TYPES:
-            raise UnsupportedMediaType(
-                f"Unsupported image type {mime or 'none'!r}; send PNG, JPEG or WebP.", param="messages"
+                f"Unsupported type {mime or 'none'!r}; send a PNG, JPEG or WebP image, or a PDF.",
+                param="messages",
             )
         payload = url[match.end() :]
         if decoded_size(len(payload)) > max_bytes:

@@ -58,11 +58,14 @@ TASK_PROMPTS: dict[str, str] = {
 IMAGE_TOKEN = "<image>"
 
 MAX_REF_TEXT_CHARS = 200
-REQUEST_ID_RE = re.compile(r"^(?!\.{1,2}$)[A-Za-z0-9._:-]{1,128}$")  # safe in an S3 key and a URL path: not . or ..
+REQUEST_ID_RE = re.compile(
+    r"^(?!\.{1,2}$)[A-Za-z0-9._:-]{1,128}$"
+)  # safe in an S3 key and a URL path: not . or ..
 MAX_PROMPT_CHARS = 4000
 MAX_MESSAGES = 32
 MAX_TOKENS_LIMIT = 8192
 IMAGE_MEDIA_TYPES: tuple[str, ...] = ("image/png", "image/jpeg", "image/webp")
+PDF_MEDIA_TYPE = "application/pdf"
 
 # Model ids. "deepseek-ocr" is the alias that always means "the engine this service runs".
 MODEL_ALIAS = "deepseek-ocr"

@@ -57,7 +57,7 @@ CASES = [
     ("bad base64", chat_body("data:image/png;base64,!!!!"), 400, "invalid_request_error"),
     ("empty image", chat_body("data:image/png;base64,"), 400, "invalid_request_error"),
     ("gif media type", chat_body("data:image/gif;base64,R0lGODlh"), 415, "invalid_request_error"),
-    ("pdf", chat_body("data:application/pdf;base64,JVBERi0xLjQ="), 415, "invalid_request_error"),
+    ("pdf header only", chat_body("data:application/pdf;base64,JVBERi0xLjQ="), 400, "invalid_request_error"),
     ("gif bytes labelled png", chat_body(GIF), 415, "invalid_request_error"),
     ("text labelled png", chat_body(TEXT_AS_PNG), 415, "invalid_request_error"),
     ("truncated png", chat_body(TRUNCATED), 400, "invalid_request_error"),

@@ -126,7 +126,7 @@ def test_parse_data_url():
         ("data:image/png;base64,@@@", InvalidRequest),
         ("data:image/png,rawbytes", InvalidRequest),
         ("data:image/gif;base64,R0lG", UnsupportedMediaType),
-        ("data:application/pdf;base64,JVBERg==", UnsupportedMediaType),
+        ("data:application/zip;base64,UEsDBA==", UnsupportedMediaType),
         ("data:image/png;base64,", InvalidRequest),
         ("https://example.com/a.png", InvalidRequest),
         ("file:///etc/passwd", InvalidRequest),
@@ -140,9 +140,47 @@ def test_bad_image_urls_are_clear_errors(url, error):
         parse_image_url(url, max_bytes=200)
 
 
-def test_pdf_answer_says_to_send_page_images():
-    with pytest.raises(UnsupportedMediaType, match="page images"):
-        parse_image_url("data:application/pdf;base64,JVBERg==", max_bytes=200)
+def test_a_pdf_data_url_is_read_as_a_document():
+    assert parse_image_url("data:application/pdf;base64,JVBERg==", max_bytes=200) == DataImage(
+        "application/pdf", b"%PDF"
+    )
+
+
+def test_the_openai_file_part_carries_a_pdf():
+    url = "data:application/pdf;base64,JVBERg=="
+    spec = chat(
+        [{"type": "file", "file": {"file_data": url, "filename": "a.pdf"}}], task="ocr"
+    ).to_ocr_request()
+    assert spec.image_url == url
+
+
+def test_a_file_part_with_bare_base64_is_taken_as_a_pdf():
+    spec = chat([{"type": "file", "file": {"file_data": "JVBERg=="}}]).to_ocr_request()
+    assert spec.image_url == "data:application/pdf;base64,JVBERg=="
+
+
+def test_a_file_id_is_refused_with_a_hint():
+    with pytest.raises(InvalidRequest) as info:
+        chat([{"type": "file", "file": {"file_id": "file-abc"}}]).to_ocr_request()
+    assert info.value.code == "unsupported_file_reference" and "/v1/uploads" in info.value.message
+
+
+def test_an_image_and_a_pdf_together_are_refused():
+    parts = [image_part(), {"type": "file", "file": {"file_data": "JVBERg=="}}]
+    with pytest.raises(InvalidRequest) as info:
+        chat(parts).to_ocr_request()
+    assert info.value.code == "image_count"
+
+
+def test_single_image_response_has_no_pages_key():
+    from gpu_worker.protocol import ImageSize, OcrExtension, PageOcr
+
+    ocr = OcrExtension(
+        request_id="r", task="ocr", mode="gundam", engine="e", image=ImageSize(width=1, height=1), raw=""
+    )
+    assert "pages" not in ocr.model_dump() and '"pages"' not in ocr.model_dump_json()
+    ocr.pages = [PageOcr(page=1, image=ImageSize(width=1, height=1), raw="", text="t")]
+    assert ocr.model_dump()["pages"][0]["text"] == "t"
 
 
 def test_parse_s3_reference():

@@ -1,0 +1,214 @@
+"""Multi-page requests: a PDF on /v1/chat/completions becomes one OCR request per page, run through the same
+batching loop together, answered as one chat completion (`content` = pages in order, `ocr.pages` per page).
+
+Serving calls `accept_document` when the request's file is a PDF; a single image never comes here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING
+
+from gpu_worker.annotate import annotate_png
+from gpu_worker.documents import RenderedPage, render_pdf
+from gpu_worker.protocol import (
+    PDF_MEDIA_TYPE,
+    ChatCompletion,
+    Choice,
+    DataImage,
+    ImageSize,
+    OcrExtension,
+    OcrSpec,
+    PageOcr,
+    ResponseMessage,
+    ServiceError,
+    Timings,
+    UpstreamError,
+    Usage,
+    parse_image_url,
+)
+from gpu_worker.results import S3_ERRORS
+from gpu_worker.serving import Job, _json_object, _status_of, _stored
+from gpu_worker.spool import StoredObject
+from gpu_worker.storage import result_prefix
+from gpu_worker.types import OcrRequest, OcrResult
+
+if TYPE_CHECKING:
+    from gpu_worker.batching import Pending
+    from gpu_worker.serving import OcrService
+
+SYNC_HINT = " Send longer documents as a job: upload the PDF, then POST /v1/jobs."
+
+
+def is_document(url: str) -> bool:
+    """A PDF: a `data:application/pdf` URL, or an upload whose key says PDF (the edge names them `*.pdf`)."""
+    return url.startswith(f"data:{PDF_MEDIA_TYPE}") or (
+        url.startswith("s3://") and url.lower().endswith(".pdf")
+    )
+
+
+def page_separator(number: int) -> str:
+    """What comes before each page's text after the first."""
+    return f"\n\n<!-- page {number} -->\n\n"
+
+
+async def accept_document(
+    service: OcrService, spec: OcrSpec, request_id: str, owner: str | None, received: float
+) -> Job:
+    """Read and render the PDF (4xx before any work), queue every page, and return one job for all of them."""
+    settings = service.settings
+    data = await _document_bytes(service, spec.image_url, owner, received)
+    pages: list[RenderedPage] = await service._bounded(
+        service.decode_pool, received, "rendering the PDF",
+        lambda: render_pdf(data, max_bytes=settings.max_pdf_bytes, max_pages=settings.max_sync_pages,
+                           dpi=settings.pdf_dpi, max_pixels=settings.max_image_pixels, limit_hint=SYNC_HINT),
+    )  # fmt: skip
+    requests = [
+        OcrRequest(
+            request_id=f"{request_id}.p{page.number}",
+            image=page.image,
+            task=spec.task,
+            mode=spec.mode,
+            prompt=spec.prompt,
+            ref_text=spec.ref_text,
+            temperature=spec.temperature,
+            max_new_tokens=min(spec.max_tokens or settings.max_new_tokens, settings.max_new_tokens),
+        )  # fmt: skip
+        for page in pages
+    ]
+    budget = service._remaining(received) * settings.admission_wait_fraction
+    pendings: list[Pending] = []
+    try:
+        for request in requests:
+            pendings.append(service.loop.submit(request, None, budget))
+    except ServiceError:
+        for pending in pendings:  # half a document is no answer: drop the pages already queued
+            pending.future.cancel()
+        raise
+    # The job's own request/pending are the first page's (its size and queue time); `_finish_document` owns the rest.
+    job = Job(request_id, spec, requests[0], pendings[0], received, owner, None)
+    job.task = asyncio.create_task(_finish_document(service, job, pages, requests, pendings))
+    service._jobs.add(job.task)
+    job.task.add_done_callback(service._jobs.discard)
+    return job
+
+
+async def _document_bytes(service: OcrService, url: str, owner: str | None, received: float) -> bytes:
+    settings = service.settings
+    reference = parse_image_url(url, max_bytes=settings.max_pdf_bytes)
+    if isinstance(reference, DataImage):
+        return reference.data
+    service.store.check_upload(reference.bucket, reference.key, owner)
+    try:
+        return await service._bounded(
+            service.s3_pool, received, "reading the uploaded PDF from S3",
+            lambda: service.store.fetch_upload(reference.bucket, reference.key, settings.max_pdf_bytes),
+        )  # fmt: skip
+    except S3_ERRORS as exc:
+        raise UpstreamError(
+            f"Could not read the uploaded PDF from S3 ({type(exc).__name__}); retry shortly.",
+            headers={"Retry-After": "5"},
+        ) from None
+
+
+async def _finish_document(
+    service: OcrService,
+    job: Job,
+    pages: list[RenderedPage],
+    requests: list[OcrRequest],
+    pendings: list[Pending],
+) -> ChatCompletion:
+    results: list[OcrResult] = [await pending.future for pending in pendings]
+    prefix = result_prefix(service.settings.results_prefix, job.request_id)
+    failed = next((r.error for r in results if r.error is not None), None)
+    if failed is not None:
+        status = _status_of(failed)
+        body = failed.to_body() if isinstance(failed, ServiceError) else {"error": {"message": str(failed)}}
+        document = _stored(job, status, body)
+        service.writer.submit(job.request_id, lambda: [_json_object(prefix + "result.json", document)])
+        service.metrics.requests.labels(status=str(status)).inc()
+        raise failed
+    response = _response(service, job, pages, results, (time.perf_counter() - job.received) * 1000)
+    _store(service, prefix, job, pages, results, response)
+    service.metrics.tokens.labels(kind="prompt").inc(response.usage.prompt_tokens)
+    service.metrics.tokens.labels(kind="completion").inc(response.usage.completion_tokens)
+    service.metrics.requests.labels(status="200").inc()
+    service.metrics.latency.observe(response.ocr.timings_ms.total / 1000)
+    return response
+
+
+def _response(
+    service: OcrService, job: Job, pages: list[RenderedPage], results: list[OcrResult], total_ms: float
+) -> ChatCompletion:
+    content, raw = results[0].text, results[0].raw
+    for page, result in zip(pages[1:], results[1:], strict=True):
+        content += page_separator(page.number) + result.text
+        raw += page_separator(page.number) + result.raw
+    per_page = [
+        PageOcr(
+            page=page.number,
+            image=ImageSize(width=page.image.width, height=page.image.height),
+            boxes=result.boxes,
+            raw=result.raw,
+            text=result.text,
+            repetition_detected=result.repetition_detected,
+        )  # fmt: skip
+        for page, result in zip(pages, results, strict=True)
+    ]
+    first = pages[0].image
+    ocr = OcrExtension(
+        request_id=job.request_id, task=job.spec.task, mode=job.spec.mode, engine=service.engine.name,
+        image=ImageSize(width=first.width, height=first.height), boxes=[], raw=raw,
+        repetition_detected=any(r.repetition_detected for r in results), pages=per_page,
+        timings_ms=Timings(queue=round(job.pending.queue_ms, 1), total=round(total_ms, 1),
+                           inference=round(sum(r.inference_ms for r in results), 1)),
+    )  # fmt: skip
+    prompt = sum(r.prompt_tokens for r in results)
+    completion = sum(r.completion_tokens for r in results)
+    finish = "length" if any(r.finish_reason == "length" for r in results) else "stop"
+    return ChatCompletion(
+        id=job.request_id, model=service.engine.model_id, ocr=ocr,
+        usage=Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion),
+        choices=[Choice(message=ResponseMessage(content=content), finish_reason=finish)],
+    )  # fmt: skip
+
+
+def page_folder(prefix: str, number: int) -> str:
+    """Where one page's stored files go: `<prefix>pages/NNNN/`."""
+    return f"{prefix}pages/{number:04d}/"
+
+
+def _store(
+    service: OcrService,
+    prefix: str,
+    job: Job,
+    pages: list[RenderedPage],
+    results: list[OcrResult],
+    response: ChatCompletion,
+) -> None:
+    """result.json for the document and annotated.png for each page with boxes, through the serving writer."""
+    if not service.writer.can_promise():
+        service.metrics.results_lost.inc()
+        response.ocr.warnings.append(
+            "The result could not be stored: S3 is unavailable and the worker's local spool is full."
+        )
+        return
+    drawn: list[tuple[str, RenderedPage, OcrResult]] = []
+    for page, result, entry in zip(pages, results, response.ocr.pages or [], strict=True):
+        if result.boxes:
+            key = page_folder(prefix, page.number) + "annotated.png"
+            entry.annotated_image = service.store.link(key)
+            drawn.append((key, page, result))
+    json_key = prefix + "result.json"
+    response.ocr.result = service.store.link(json_key)
+    document = _stored(job, 200, response.model_dump(mode="json"))
+
+    def build() -> list[StoredObject]:
+        images = [
+            StoredObject(key, annotate_png(page.image, result.boxes), "image/png")
+            for key, page, result in drawn
+        ]
+        return [*images, _json_object(json_key, document)]
+
+    service.writer.submit(job.request_id, build)
