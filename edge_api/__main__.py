@@ -5,13 +5,14 @@ from __future__ import annotations
 import uvicorn
 
 from edge_api.app import build_app
+from edge_api.serve import server_config
 from edge_api.settings import load_settings
 
 
 def main() -> None:
-    """Read settings once and serve."""
+    """Read settings once and serve, with slow clients bounded."""
     settings = load_settings()
-    uvicorn.run(build_app(settings), host=settings.host, port=settings.port, log_level="warning")
+    uvicorn.Server(server_config(build_app(settings), settings)).run()
 
 
 if __name__ == "__main__":

@@ -16,16 +16,17 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from edge_api import chat, results, uploads
+from edge_api import chat, jobs, results, uploads
 from edge_api.deps import aws_event
 from edge_api.errors import RelayedError, error_response
 from edge_api.forward import WorkerClient
+from edge_api.limits import BodyLimit
 from edge_api.observability import EdgeMetrics, make_logger
 from edge_api.settings import EdgeSettings
 from edge_api.store import EdgeStore
 from gpu_worker.protocol import ServiceError
 
-ROUTERS = (chat.router, uploads.router, results.router)
+ROUTERS = (chat.router, uploads.router, results.router, jobs.router)
 
 
 def build_app(
@@ -43,6 +44,9 @@ def build_app(
     app.state.settings, app.state.worker, app.state.meter = settings, worker, meter
     app.state.store = store or EdgeStore(settings)
     install_errors(app, log)
+    # Added before the access log, so it sits inside it: refused bodies are logged and metered too.
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes, timeout_s=settings.http_body_timeout_s,
+                       respond=lambda exc, scope: error_response(exc, Request(scope), log))  # fmt: skip
     install_access_log(app, log, meter)
 
     @app.get("/health")

@@ -44,6 +44,12 @@ class EdgeSettings(BaseSettings):
     result_lookup_days: int = Field(7, ge=1, le=400, description="How many days back GET /v1/results looks.")
     models_cache_s: float = Field(30.0, ge=0)
     emit_metrics: bool = Field(False, description="Emit CloudWatch EMF metrics (on in Lambda).")
+    # Documents and jobs (DESIGN.md): PDF uploads have their own limit; unset table/queue = no /v1/jobs.
+    upload_max_pdf_bytes: int = Field(100 * 1024 * 1024, ge=1)
+    jobs_table: str | None = None
+    jobs_queue_url: str | None = None
+    max_job_pages: int = Field(500, ge=1, le=10_000)
+    allow_http_webhooks: bool = Field(False, description="Local stack/tests only: webhooks over plain http.")
     # S3 can hang rather than refuse: every call is bounded, and a request waits on S3 at most s3_deadline_s.
     s3_connect_timeout_s: float = Field(1.0, gt=0)
     s3_read_timeout_s: float = Field(3.0, gt=0)

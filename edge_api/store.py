@@ -22,6 +22,7 @@ from edge_api.errors import StorageUnavailable
 from edge_api.settings import EdgeSettings
 from gpu_worker.protocol import (
     IMAGE_MEDIA_TYPES,
+    PDF_MEDIA_TYPE,
     REQUEST_ID_RE,
     InvalidRequest,
     NotFound,
@@ -99,17 +100,18 @@ class EdgeStore:
         """A presigned POST for one image of `content_type` and at most `size` bytes (signed locally)."""
         from botocore.exceptions import BotoCoreError
 
-        if content_type not in IMAGE_MEDIA_TYPES:
+        is_pdf = content_type == PDF_MEDIA_TYPE  # PDFs (documents and jobs) have their own, larger limit
+        if content_type not in IMAGE_MEDIA_TYPES and not is_pdf:
             raise UnsupportedMediaType(
-                f"Uploads take PNG, JPEG or WebP images, not {content_type!r}.", param="content_type"
+                f"Uploads take PNG, JPEG or WebP images or PDFs, not {content_type!r}.", param="content_type"
             )
-        if size > self.settings.upload_max_bytes:
+        limit = self.settings.upload_max_pdf_bytes if is_pdf else self.settings.upload_max_bytes
+        if size > limit:
             raise PayloadTooLarge(
-                f"The upload limit is {self.settings.upload_max_bytes} bytes.",
-                param="size",
-                code="upload_too_large",
+                f"The upload limit is {limit} bytes.", param="size", code="upload_too_large"
             )
-        key = f"{self.upload_prefix(owner)}{uuid.uuid4().hex}"
+        # The worker tells a PDF upload by its name, before reading it.
+        key = f"{self.upload_prefix(owner)}{uuid.uuid4().hex}{'.pdf' if is_pdf else ''}"
         ttl = self.settings.upload_url_ttl_s
         try:
             post = self.client.generate_presigned_post(

@@ -1,0 +1,270 @@
+"""`/v1/jobs` and `/v1/usage`: documents of any length, read by the workers through the jobs queue.
+
+The edge checks the upload (ours, this key's, a PDF or an image), writes the job record, and sends one split
+message; the workers do the rest (gpu_worker/consumer.py). Same keys, validation and error shape as the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+import urllib.parse
+import uuid
+from typing import Annotated, Any
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from edge_api.deps import Caller
+from edge_api.settings import EdgeSettings
+from gpu_worker.protocol import (
+    IDEMPOTENCY_KEY_RE,
+    IMAGE_MEDIA_TYPES,
+    JOB_ID_RE,
+    MODEL_ALIAS,
+    MODEL_ID_DEEPSEEK,
+    MODEL_ID_RAPIDOCR,
+    PDF_MEDIA_TYPE,
+    InvalidRequest,
+    JobCreate,
+    JobList,
+    JobPage,
+    JobResult,
+    Link,
+    ModelNotFound,
+    NotFound,
+    NotReady,
+    OcrJob,
+    PayloadTooLarge,
+    PermissionDenied,
+    S3Image,
+    UnsupportedMediaType,
+    UsageDay,
+    UsageReport,
+    build_prompt,
+    page_result_prefix,
+    parse_image_url,
+    parse_page_selection,
+    split_message,
+)
+from gpu_worker.protocol.job_table import CLIENT_CONFIG, JobTable
+
+AWS_ERRORS = (ClientError, BotoCoreError)
+
+
+def backend(request: Request) -> JobsBackend:
+    """The app's jobs backend, built on first use and kept on app.state (reused by warm Lambda invocations)."""
+    state = request.app.state
+    if getattr(state, "jobs", None) is None:
+        state.jobs = JobsBackend(state.settings, state.store.client)
+    return state.jobs  # type: ignore[no-any-return]
+
+
+Backend = Annotated["JobsBackend", Depends(backend)]
+
+
+class JobsBackend:
+    """The table, the queue and S3 signing for the jobs routes (blocking calls: run them in a thread)."""
+
+    def __init__(self, settings: EdgeSettings, s3: Any) -> None:
+        self.settings, self.s3 = settings, s3
+        self.table = (
+            JobTable(settings.jobs_table, region=settings.aws_region) if settings.jobs_table else None
+        )
+        self.sqs: Any = boto3.client("sqs", region_name=settings.aws_region, config=CLIENT_CONFIG)
+
+    def require(self) -> JobTable:
+        """The table, or a 503 when this deployment has no jobs configured."""
+        if self.table is None or not self.settings.jobs_queue_url:
+            raise NotReady("Jobs are not configured on this deployment (JOBS_TABLE, JOBS_QUEUE_URL).")
+        return self.table
+
+    def link(self, key: str) -> Link:
+        """A presigned GET for one object of a job."""
+        ttl = self.settings.result_url_ttl_s
+        url = self.s3.generate_presigned_url(
+            "get_object", Params={"Bucket": self.settings.results_bucket, "Key": key}, ExpiresIn=ttl
+        )
+        return Link(key=key, url=url, expires_at=int(time.time()) + ttl)
+
+    def check_file(self, file: str, owner: str) -> None:
+        """The upload exists, is this key's, and is a PDF or an image within its size limit."""
+        settings = self.settings
+        reference = parse_image_url(file, max_bytes=1)
+        prefix = f"{settings.upload_prefix}{owner}/"
+        if not isinstance(reference, S3Image):
+            raise InvalidRequest("`file` must be an `s3://` reference from POST /v1/uploads.", param="file")
+        if reference.bucket != settings.results_bucket or not reference.key.startswith(prefix):
+            raise PermissionDenied(
+                "This file does not belong to your API key; upload it with POST /v1/uploads.",
+                param="file",
+                code="invalid_file_reference",
+            )
+        try:
+            head = self.s3.head_object(Bucket=reference.bucket, Key=reference.key)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound", "403"):
+                raise InvalidRequest(
+                    "The uploaded file was not found (not uploaded yet, or expired).",
+                    param="file",
+                    code="file_not_found",
+                ) from None
+            raise
+        content_type = (head.get("ContentType") or "").split(";")[0].strip().lower()
+        if content_type not in (*IMAGE_MEDIA_TYPES, PDF_MEDIA_TYPE):
+            raise UnsupportedMediaType(f"Jobs read PDFs and images, not {content_type!r}.", param="file")
+        if int(head.get("ContentLength", 0)) > settings.upload_max_pdf_bytes:
+            raise PayloadTooLarge(
+                f"The file is larger than {settings.upload_max_pdf_bytes} bytes.", param="file"
+            )
+
+    def create(self, owner: str, body: JobCreate, idempotency_key: str | None) -> tuple[dict[str, Any], bool]:
+        """The new job (queued, split message sent), or the job this Idempotency-Key already made."""
+        table = self.require()
+        self.check_file(body.file, owner)
+        job_id = f"job-{uuid.uuid4().hex}"
+        if idempotency_key is not None:
+            held = table.claim_idempotency_key(owner, idempotency_key, body.fingerprint(), job_id)
+            if held is not None:
+                existing = table.get_job(held)
+                if existing is not None:
+                    return existing, False
+        secret = secrets.token_urlsafe(32) if body.webhook_url else None
+        job = table.create_job(job_id, owner, body, secret)
+        try:
+            self.sqs.send_message(QueueUrl=self.settings.jobs_queue_url, MessageBody=split_message(job_id))
+        except AWS_ERRORS as exc:
+            table.complete(job_id, "failed", None, "The job could not be queued; submit it again.")
+            raise NotReady(
+                f"The jobs queue is unavailable ({type(exc).__name__}); retry shortly.",
+                headers={"Retry-After": "5"},
+            ) from None
+        return job, True
+
+    def view(self, job: dict[str, Any], with_pages: bool) -> OcrJob:
+        """The public shape of a job record, with fresh links."""
+        keys = job.get("result_keys") or {}
+        result = (
+            JobResult.model_validate(
+                {"markdown": self.link(keys["markdown"]), "json": self.link(keys["json"])}
+            )
+            if keys
+            else None
+        )
+        pages = None
+        if with_pages and self.table is not None:
+            pages = []
+            for record in self.table.pages(job["id"]):
+                number = int(record["page"])
+                done = record["status"] == "succeeded"
+                prefix = page_result_prefix(job["id"], number)
+                pages.append(
+                    JobPage(
+                        page=number,
+                        status=record["status"],
+                        error=record.get("error"),
+                        result=self.link(prefix + "result.json") if done else None,
+                        annotated_image=self.link(prefix + "annotated.png")
+                        if done and record.get("annotated")
+                        else None,
+                    )  # fmt: skip
+                )
+        return OcrJob(
+            id=job["id"], status=job["status"], task=job["task"], mode=job["mode"],
+            pages_total=job.get("pages_total"), pages_done=job.get("pages_done", 0),
+            pages_failed=job.get("pages_failed", 0), created=job["created"], updated=job["updated"],
+            finished=job.get("finished"), error=job.get("error"), result=result, pages=pages,
+        )  # fmt: skip
+
+
+def check_body(body: JobCreate, settings: EdgeSettings) -> None:
+    """Everything about a job request that needs no AWS call: model, prompt rules, pages, webhook URL."""
+    if body.model not in (MODEL_ALIAS, MODEL_ID_DEEPSEEK, MODEL_ID_RAPIDOCR):
+        raise ModelNotFound(f"The model {body.model!r} does not exist; use {MODEL_ALIAS!r}.", param="model")
+    build_prompt(body.task, body.ref_text)
+    parse_page_selection(body.pages, max_pages=settings.max_job_pages)
+    if body.webhook_url is not None:
+        url = urllib.parse.urlsplit(body.webhook_url)
+        schemes = ("https", "http") if settings.allow_http_webhooks else ("https",)
+        if url.scheme not in schemes or not url.hostname or url.username or url.password:
+            raise InvalidRequest(
+                "`webhook_url` must be an https:// URL without credentials.", param="webhook_url",
+                code="invalid_webhook_url",
+            )  # fmt: skip
+
+
+router = APIRouter()
+
+
+async def run(function: Any, *args: Any) -> Any:
+    """A blocking table/queue call in a thread; an AWS failure is a 503 with Retry-After, never a 500."""
+    try:
+        return await asyncio.to_thread(function, *args)
+    except AWS_ERRORS as exc:
+        raise NotReady(
+            f"The jobs store is unavailable ({type(exc).__name__}); retry shortly.",
+            headers={"Retry-After": "5"},
+        ) from None
+
+
+def job_id_or_404(job_id: str) -> str:
+    """A well-formed job id, or the 404 any unknown id gets."""
+    if not JOB_ID_RE.match(job_id):
+        raise NotFound(f"No job {job_id[:80]!r}.", code="job_not_found", param="id")
+    return job_id
+
+
+@router.post("/v1/jobs", status_code=202)
+async def create_job(
+    body: JobCreate, key: Caller, jobs: Backend, idempotency_key: Annotated[str | None, Header()] = None
+) -> JSONResponse:
+    """Queue a document (an upload from POST /v1/uploads); poll GET /v1/jobs/{id}."""
+    if idempotency_key is not None and not IDEMPOTENCY_KEY_RE.match(idempotency_key):
+        raise InvalidRequest(
+            "Idempotency-Key must be 1-255 visible ASCII characters.", param="Idempotency-Key"
+        )
+    check_body(body, jobs.settings)
+    job, created = await run(jobs.create, key, body, idempotency_key)
+    view = jobs.view(job, with_pages=False)
+    if created:
+        view.webhook_secret = job.get("webhook_secret")
+    return JSONResponse(view.model_dump(mode="json", by_alias=True), status_code=202 if created else 200)
+
+
+@router.get("/v1/jobs/{job_id}")
+async def get_job(job_id: str, key: Caller, jobs: Backend) -> JSONResponse:
+    """A job's progress, and its results once finished (another key's job is 404)."""
+    table = jobs.require()
+    job = await run(table.get_owned, job_id_or_404(job_id), key)
+    view = await run(jobs.view, job, True)
+    return JSONResponse(view.model_dump(mode="json", by_alias=True))
+
+
+@router.get("/v1/jobs")
+async def list_jobs(
+    key: Caller, jobs: Backend, limit: Annotated[int, Query(ge=1, le=100)] = 20, after: str | None = None
+) -> JSONResponse:
+    """This key's jobs, newest first."""
+    table = jobs.require()
+    items, more = await run(table.list_jobs, key, limit, job_id_or_404(after) if after else None)
+    listing = JobList(data=[jobs.view(item, with_pages=False) for item in items], has_more=more)
+    return JSONResponse(listing.model_dump(mode="json", by_alias=True))
+
+
+@router.delete("/v1/jobs/{job_id}")
+async def cancel_job(job_id: str, key: Caller, jobs: Backend) -> JSONResponse:
+    """Cancel the pages not yet started; finished pages stay readable."""
+    table = jobs.require()
+    job = await run(table.cancel, job_id_or_404(job_id), key)
+    return JSONResponse(jobs.view(job, with_pages=False).model_dump(mode="json", by_alias=True))
+
+
+@router.get("/v1/usage")
+async def usage(key: Caller, jobs: Backend, days: Annotated[int, Query(ge=1, le=90)] = 7) -> Response:
+    """This key's requests, pages, tokens and jobs per day (UTC), oldest first."""
+    table = jobs.require()
+    rows = await run(table.usage, key, days)
+    return JSONResponse(UsageReport(days=[UsageDay(**row) for row in rows]).model_dump(mode="json"))
