@@ -11,9 +11,8 @@ import secrets
 import time
 import urllib.parse
 import uuid
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -50,7 +49,9 @@ from gpu_worker.protocol import (
     parse_page_selection,
     split_message,
 )
-from gpu_worker.protocol.job_table import CLIENT_CONFIG, JobTable
+
+if TYPE_CHECKING:
+    from gpu_worker.protocol.job_table import JobTable
 
 AWS_ERRORS = (ClientError, BotoCoreError)
 
@@ -70,6 +71,11 @@ class JobsBackend:
     """The table, the queue and S3 signing for the jobs routes (blocking calls: run them in a thread)."""
 
     def __init__(self, settings: EdgeSettings, s3: Any) -> None:
+        # boto3 on the first jobs request, not in every Lambda cold start (bench/edge_cold_import.py).
+        import boto3
+
+        from gpu_worker.protocol.job_table import CLIENT_CONFIG, JobTable
+
         self.settings, self.s3 = settings, s3
         self.table = (
             JobTable(settings.jobs_table, region=settings.aws_region) if settings.jobs_table else None
