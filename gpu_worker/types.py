@@ -40,4 +40,8 @@ class OcrResult:
     finish_reason: Literal["stop", "length"] = "stop"
     repetition_detected: bool = False
     inference_ms: float = 0.0
+    # What the page actually cost: image tokens in the prompt and the tile grid as (columns, rows)
+    # (None: global view only). Engines without vision tokens leave 0 / None.
+    image_tokens: int = 0
+    tiles: tuple[int, int] | None = None
     error: Exception | None = None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import threading
 import time
@@ -17,87 +16,49 @@ from transformers import (
     StoppingCriteria,
     StoppingCriteriaList,
 )
-from transformers.generation.streamers import BaseStreamer
+from transformers.utils import is_flash_attn_2_available
 
 from gpu_worker.engines.base import Engine, EngineLoadError
+from gpu_worker.engines.memory import (
+    chunk_from_free_memory,
+    free_bytes,
+    is_out_of_memory,
+    release_memory,
+    run_vision_in_chunks,
+)
+from gpu_worker.engines.presets import NO_TILES, mode_kwargs, tile_grid
 from gpu_worker.engines.repetition import TABLE_CELL_TOKENS, NGramRepeatBlocker, tail_repeats
+from gpu_worker.engines.streaming import RowStreamer, RowText
 from gpu_worker.grounding import boxes_as_text, parse_grounded
-from gpu_worker.protocol import MODEL_ID_DEEPSEEK, MODES, TASKS, PayloadTooLarge, ServiceError
+from gpu_worker.protocol import MODEL_ID_DEEPSEEK, TASKS, PayloadTooLarge, ServiceError
 from gpu_worker.types import OcrRequest, OcrResult, TokenCallback
 
 log = logging.getLogger(__name__)
-NO_TILES = 10**9  # a tile size no page exceeds: the processor then takes the global view only
 
-
-def mode_kwargs(mode: str) -> dict[str, int]:
-    """Processor arguments that apply a mode preset."""
-    preset = MODES[mode]
-    if preset.max_tiles == 0:
-        return {"tile_size": NO_TILES}
-    return {"min_patches": preset.min_tiles, "max_patches": preset.max_tiles}
+__all__ = ["NO_TILES", "DeepseekEngine", "mode_kwargs", "text_attention"]
 
 
 def text_attention() -> str:
-    """flash_attention_2 for the text model when flash-attn imports, else sdpa."""
-    return "flash_attention_2" if importlib.util.find_spec("flash_attn") is not None else "sdpa"
+    """flash_attention_2 for the text model when flash-attn is installed and imports, else sdpa."""
+    if not is_flash_attn_2_available():
+        return "sdpa"
+    try:
+        import flash_attn  # noqa: F401  (a wheel built for another torch/CUDA fails here, not at find_spec)
+    except Exception as exc:
+        log.warning("flash-attn is installed but does not import (%s): using sdpa", exc)
+        return "sdpa"
+    return "flash_attention_2"
 
 
 class RowCap(StoppingCriteria):
-    """Stops each row at its own token cap (requests in one batch may ask for different caps)."""
+    """Stops each row at its own token cap, counted from where its text starts (tensors on the device)."""
 
-    def __init__(self, prompt_length: int, caps: list[int]):
-        self.prompt_length = prompt_length
-        self.caps = torch.tensor(caps)
+    def __init__(self, starts: torch.Tensor, caps: torch.Tensor):
+        self.starts = starts
+        self.caps = caps
 
     def __call__(self, input_ids: torch.LongTensor, scores: Any, **kwargs: Any) -> torch.BoolTensor:
-        generated = input_ids.shape[1] - self.prompt_length
-        return (self.caps.to(input_ids.device) <= generated).to(torch.bool)  # type: ignore[return-value]
-
-
-class RowStreamer(BaseStreamer):
-    """Feeds `on_token(row, piece)` for every row of a batch (TextIteratorStreamer serves one row)."""
-
-    def __init__(self, tokenizer: Any, rows: list[int], on_token: TokenCallback, stop_ids: set[int]):
-        self.tokenizer = tokenizer
-        self.rows = rows
-        self.on_token = on_token
-        self.stop_ids = stop_ids
-        self.cache: list[list[int]] = [[] for _ in rows]
-        self.printed = [0] * len(rows)
-        self.done = [False] * len(rows)
-        self.prompt_seen = False
-
-    def put(self, value: torch.Tensor) -> None:
-        """Receive one new token per row (the first call carries the prompt, which is skipped)."""
-        if not self.prompt_seen:
-            self.prompt_seen = True
-            return
-        for index, token in enumerate(value.reshape(-1).tolist()):
-            if self.done[index]:
-                continue
-            if token in self.stop_ids:
-                self.done[index] = True
-                self._flush(index, final=True)
-                continue
-            self.cache[index].append(token)
-            self._flush(index, final=False)
-
-    def end(self) -> None:
-        """Flush what each row still holds."""
-        for index in range(len(self.rows)):
-            self._flush(index, final=True)
-
-    def _flush(self, index: int, final: bool) -> None:
-        text = self.tokenizer.decode(self.cache[index], skip_special_tokens=False)
-        if text.endswith("\ufffd") and not final:
-            return  # half of a multi-byte character: wait for the rest
-        piece = text[self.printed[index] :]
-        if piece:
-            self.on_token(self.rows[index], piece)
-        if text.endswith("\n") or final:
-            self.cache[index], self.printed[index] = [], 0
-        else:
-            self.printed[index] = len(text)
+        return (input_ids.shape[1] - self.starts) >= self.caps  # type: ignore[return-value]
 
 
 @dataclass
@@ -106,6 +67,8 @@ class Prepared:
     pixel_values: torch.Tensor  # (1, 3, 1024, 1024)
     pixel_values_local: torch.Tensor | None  # (tiles, 3, 768, 768)
     tiles: int
+    image_tokens: int
+    grid: tuple[int, int] | None  # [columns, rows]
 
 
 class DeepseekEngine(Engine):
@@ -124,6 +87,9 @@ class DeepseekEngine(Engine):
         repetition_window: int = 90,
         repetition_ngram: int = 30,
         device: str | None = None,
+        dtype: torch.dtype | None = None,
+        vision_chunk: int | None = None,
+        static_cache: bool = False,
     ) -> None:
         self.model_ref = model_ref
         self.max_new_tokens = max_new_tokens
@@ -131,60 +97,99 @@ class DeepseekEngine(Engine):
         self.repetition_window = repetition_window
         self.repetition_ngram = min(repetition_ngram, repetition_window)
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        self.dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
+        self.dtype = dtype or (torch.bfloat16 if self.device.startswith("cuda") else torch.float32)
+        # Views per vision-encoder call; None: sized from free memory on CUDA, all at once on CPU.
+        self.vision_chunk = vision_chunk
+        self.static_cache = static_cache
         self._lock = threading.Lock()
         self.processor: Any = None
         self.model: Any = None
-        self.stop_ids: set[int] = set()
+        self.eos_id = 0
+        self.pad_id = 0
         self.whitelist: set[int] = set()
 
     # ---- loading ----------------------------------------------------------------------------------
 
     def load(self) -> None:
         """Load processor and weights once, then run one short generate to prove the model works."""
-        with self._lock:
-            if self.model is not None:
-                return
-            attention: str | dict[str, str] = "sdpa"
-            if self.device.startswith("cuda"):
-                # The vision encoders support sdpa only; the text model takes flash attention when present.
-                attention = {"": "sdpa", "vision_config": "sdpa", "text_config": text_attention()}
-            try:
-                self.processor = AutoProcessor.from_pretrained(self.model_ref)
-                # Straight onto the GPU (no CPU copy of 6.8 GB first) where accelerate is installed.
-                placement = {"device_map": self.device} if self.device.startswith("cuda") else {}
-                model: Any = AutoModelForImageTextToText.from_pretrained(
-                    self.model_ref, dtype=self.dtype, attn_implementation=attention, **placement
-                )
-                self.model = model.to(self.device).eval()
-            except torch.OutOfMemoryError as exc:
-                raise EngineLoadError(
-                    f"Not enough memory on {self.device} to load {self.model_ref}."
-                ) from exc
-            except OSError as exc:
-                raise EngineLoadError(
-                    f"Could not load DeepSeek-OCR-2 from {self.model_ref!r}: {exc}. Without network access, set "
-                    "DEEPSEEK_MODEL to a local folder holding the weights."
-                ) from exc
-            except Exception as exc:
-                raise EngineLoadError(
-                    f"Could not load DeepSeek-OCR-2 from {self.model_ref!r}: {exc}"
-                ) from exc
-            tokenizer = self.processor.tokenizer
-            self.stop_ids = {i for i in (tokenizer.eos_token_id, tokenizer.pad_token_id) if i is not None}
-            vocab = tokenizer.get_vocab()
-            self.whitelist = {vocab[t] for t in TABLE_CELL_TOKENS if t in vocab}
-            log.info("deepseek loaded from %s on %s (%s)", self.model_ref, self.device, self.dtype)
-        self._warm_up()
+        if self.model is not None:
+            return
+        processor, model = self._load_parts()
+        self.attach(processor, model)
+        log.info("deepseek loaded from %s on %s (%s)", self.model_ref, self.device, self.dtype)
+
+    def _load_parts(self) -> tuple[Any, Any]:
+        attention: str | dict[str, str] = "sdpa"
+        if self.device.startswith("cuda"):
+            # The vision encoders support sdpa only; the text model takes flash attention when present.
+            attention = {"": "sdpa", "vision_config": "sdpa", "text_config": text_attention()}
+        try:
+            processor = AutoProcessor.from_pretrained(self.model_ref)
+            # Straight onto the GPU (no CPU copy of 6.8 GB first) where accelerate is installed.
+            placement = {"device_map": self.device} if self.device.startswith("cuda") else {}
+            model: Any = AutoModelForImageTextToText.from_pretrained(
+                self.model_ref, dtype=self.dtype, attn_implementation=attention, **placement
+            )
+            return processor, model.to(self.device).eval()
+        except torch.OutOfMemoryError as exc:
+            raise EngineLoadError(f"Not enough memory on {self.device} to load {self.model_ref}.") from exc
+        except OSError as exc:
+            raise EngineLoadError(
+                f"Could not load DeepSeek-OCR-2 from {self.model_ref!r}: {exc}. Without network access, set "
+                "DEEPSEEK_MODEL to a local folder holding the weights."
+            ) from exc
+        except Exception as exc:
+            raise EngineLoadError(f"Could not load DeepSeek-OCR-2 from {self.model_ref!r}: {exc}") from exc
+
+    def attach(self, processor: Any, model: Any) -> None:
+        """Adopt a loaded processor and model: check the tokenizer, warm up; on failure stay unloaded."""
+        tokenizer = processor.tokenizer
+        if tokenizer.eos_token_id is None:
+            raise EngineLoadError(f"The tokenizer of {self.model_ref!r} has no end-of-sequence token.")
+        bos = tokenizer.bos_token_id
+        ids = tokenizer("<image>\nFree OCR.")["input_ids"]
+        if bos is None or not ids or ids[0] != bos:
+            # The model was trained on prompts that start with BOS; without it the output is garbage.
+            raise EngineLoadError(
+                f"The tokenizer of {self.model_ref!r} does not put its BOS token first "
+                f"(bos={bos!r}, first id={ids[0] if ids else None!r}); the checkpoint's tokenizer files are wrong."
+            )
+        self.eos_id = int(tokenizer.eos_token_id)
+        # No pad token: pad with EOS (left padding sits under the attention mask; finished rows are cut).
+        self.pad_id = int(tokenizer.pad_token_id) if tokenizer.pad_token_id is not None else self.eos_id
+        vocab = tokenizer.get_vocab()
+        self.whitelist = {vocab[t] for t in TABLE_CELL_TOKENS if t in vocab}
+        tower = getattr(getattr(model, "model", None), "vision_tower", None)
+        if tower is not None:
+            run_vision_in_chunks(tower, self._vision_chunk_size)
+        self.processor, self.model = processor, model
+        try:
+            self._warm_up()
+        except BaseException:
+            self.processor = self.model = None  # a second load() must really load
+            raise
 
     def _warm_up(self) -> None:
         from PIL import Image
 
         probe = OcrRequest("warmup", Image.new("RGB", (64, 64), "white"), "ocr", "tiny", "<image>\nFree OCR.",
                            max_new_tokens=1)  # fmt: skip
-        result = self.run([probe])[0]
+        try:
+            result = self.run([probe])[0]
+        except Exception as exc:
+            raise EngineLoadError(f"DeepSeek-OCR-2 loaded but failed its first run: {exc}") from exc
         if result.error is not None:
             raise EngineLoadError(f"DeepSeek-OCR-2 loaded but failed its first run: {result.error}")
+
+    def _vision_chunk_size(self, pixel_values: torch.Tensor) -> int:
+        if self.vision_chunk is not None:
+            return self.vision_chunk
+        if not self.device.startswith("cuda"):
+            return pixel_values.shape[0]
+        sam = self.model.config.vision_config.sam_config
+        return chunk_from_free_memory(
+            sam, pixel_values.shape[-1], pixel_values.dtype, free_bytes(self.device)
+        )
 
     # ---- running ----------------------------------------------------------------------------------
 
@@ -200,25 +205,35 @@ class DeepseekEngine(Engine):
                 prepared[row] = self._prepare(request)
             except Exception as exc:
                 results[row] = OcrResult(error=exc)
+        states = {row: RowText(cap=self._cap(batch[row])) for row in prepared}
         groups: dict[float, list[int]] = {}
         for row in prepared:
             groups.setdefault(batch[row].temperature, []).append(row)
         with self._lock, torch.inference_mode():
             for rows in groups.values():
-                for row, result in self._generate_splitting(batch, prepared, rows, on_token).items():
+                for row, result in self._generate_splitting(batch, prepared, rows, on_token, states).items():
                     results[row] = result
         return [r if r is not None else OcrResult(error=ServiceError("no result")) for r in results]
+
+    def _cap(self, request: OcrRequest) -> int:
+        return min(request.max_new_tokens or self.max_new_tokens, self.max_new_tokens)
 
     def _prepare(self, request: OcrRequest) -> Prepared:
         features = self.processor(
             images=request.image, text=request.prompt, return_tensors="pt", **mode_kwargs(request.mode)
         )
-        local = features.get("pixel_values_local")
+        tiles = int(features["num_local_patches"][0])
+        grid = tile_grid(*request.image.size, request.mode)
+        if (grid[0] * grid[1] if grid else 0) != tiles:
+            log.warning("tile grid %s does not match the processor's %d tiles", grid, tiles)
+            grid = None
         return Prepared(
             input_ids=features["input_ids"],
             pixel_values=features["pixel_values"],
-            pixel_values_local=local,
-            tiles=int(features["num_local_patches"][0]),
+            pixel_values_local=features.get("pixel_values_local"),
+            tiles=tiles,
+            image_tokens=int((features["input_ids"] == self.processor.image_token_id).sum()),
+            grid=grid,
         )
 
     def _generate_splitting(
@@ -227,37 +242,55 @@ class DeepseekEngine(Engine):
         prepared: dict[int, Prepared],
         rows: list[int],
         on_token: TokenCallback | None,
+        states: dict[int, RowText],
     ) -> dict[int, OcrResult]:
-        """Generate; on CUDA out-of-memory retry in halves, and fail alone a page that never fits."""
-        try:
-            return self._generate(batch, prepared, rows, on_token)
-        except torch.OutOfMemoryError:
-            if self.device.startswith("cuda"):
-                torch.cuda.empty_cache()
-            if len(rows) == 1:
-                request = batch[rows[0]]
+        """Generate; on out-of-memory retry in halves, and fail alone a page that never fits.
+
+        The retry runs after the `except` block has ended: inside it, the traceback would keep the
+        failed attempt's tensors alive and `empty_cache()` could not give their memory back.
+        """
+        results: dict[int, OcrResult] = {}
+        queue = [rows]
+        while queue:
+            group = queue.pop(0)
+            for row in [r for r in group if states[r].done]:  # finished before the failure: nothing to redo
+                results[row] = self._result(batch[row], prepared[row], states[row].tokens,
+                                            states[row].ended_by_eos, fired=False, elapsed_ms=0.0)  # fmt: skip
+            group = [r for r in group if not states[r].done]
+            if not group:
+                continue
+            try:
+                results.update(self._generate(batch, prepared, group, on_token, states))
+                continue
+            except Exception as exc:
+                if not is_out_of_memory(exc):
+                    raise
+                log.warning("out of memory on a batch of %d (%s)", len(group), type(exc).__name__)
+            release_memory(self.device)
+            if len(group) == 1:
+                request = batch[group[0]]
                 log.warning("out of memory on a single page (request %s)", request.request_id)
                 error = PayloadTooLarge(
                     f"The page does not fit in GPU memory at mode {request.mode!r}; try a smaller mode.",
                     param="mode",
                     code="out_of_memory",
                 )
-                return {rows[0]: OcrResult(error=error)}
-            half = len(rows) // 2
-            log.warning("out of memory on a batch of %d: retrying in halves", len(rows))
-            results = self._generate_splitting(batch, prepared, rows[:half], on_token)
-            results.update(self._generate_splitting(batch, prepared, rows[half:], on_token))
-            return results
+                results[group[0]] = OcrResult(error=error)
+                continue
+            half = len(group) // 2
+            queue[:0] = [group[:half], group[half:]]
+        return results
 
-    def _collate(self, items: list[Prepared]) -> dict[str, Any]:
-        pad_id = self.processor.tokenizer.pad_token_id
-        length = max(item.input_ids.shape[1] for item in items)
-        input_ids = torch.full((len(items), length), pad_id, dtype=torch.long)
+    def _collate(self, items: list[Prepared], history: list[list[int]]) -> dict[str, Any]:
+        """Left-pad the prompts (each followed by the tokens its row already generated, if any)."""
+        sequences = [torch.cat([item.input_ids[0], torch.tensor(done, dtype=torch.long)])
+                     for item, done in zip(items, history, strict=True)]  # fmt: skip
+        length = max(len(s) for s in sequences)
+        input_ids = torch.full((len(items), length), self.pad_id, dtype=torch.long)
         attention_mask = torch.zeros((len(items), length), dtype=torch.long)
-        for index, item in enumerate(items):
-            size = item.input_ids.shape[1]
-            input_ids[index, length - size :] = item.input_ids[0]  # left padding
-            attention_mask[index, length - size :] = 1
+        for index, sequence in enumerate(sequences):
+            input_ids[index, length - len(sequence) :] = sequence
+            attention_mask[index, length - len(sequence) :] = 1
         inputs: dict[str, Any] = {
             "input_ids": input_ids.to(self.device),
             "attention_mask": attention_mask.to(self.device),
@@ -275,51 +308,78 @@ class DeepseekEngine(Engine):
         prepared: dict[int, Prepared],
         rows: list[int],
         on_token: TokenCallback | None,
+        states: dict[int, RowText],
     ) -> dict[int, OcrResult]:
         started = time.perf_counter()
         items = [prepared[row] for row in rows]
-        inputs = self._collate(items)
+        history = [list(states[row].tokens) for row in rows]  # streamed before an out-of-memory retry
+        inputs = self._collate(items, history)
         prompt_length = inputs["input_ids"].shape[1]
-        caps = [min(batch[row].max_new_tokens or self.max_new_tokens, self.max_new_tokens) for row in rows]
+        caps = [states[row].cap for row in rows]
+        remaining = [cap - len(done) for cap, done in zip(caps, history, strict=True)]
+        starts = torch.tensor([prompt_length - len(done) for done in history], device=self.device)
+        caps_tensor = torch.tensor(caps, device=self.device)
         blocker = NGramRepeatBlocker(
-            prompt_length, self.repetition_window, self.repetition_ngram, self.whitelist
-        )
+            prompt_length, self.repetition_window, self.repetition_ngram, self.whitelist,
+            eos_id=self.eos_id, caps=caps_tensor, starts=starts,
+        )  # fmt: skip
         tokenizer = self.processor.tokenizer
         temperature = batch[rows[0]].temperature
-        sampling: dict[str, Any] = {"do_sample": False}
+        options: dict[str, Any] = {"do_sample": False}
         if temperature > 0:
-            sampling = {"do_sample": True, "temperature": temperature, "top_p": 1.0, "top_k": 0}
+            options = {"do_sample": True, "temperature": temperature, "top_p": 1.0, "top_k": 0}
+        if self.static_cache:
+            options["cache_implementation"] = "static"
+        streamer = None
+        if on_token is not None:
+            streamer = RowStreamer(tokenizer, rows, [states[row] for row in rows], on_token, self.eos_id)
         output = self.model.generate(
             **inputs,
-            **sampling,
-            max_new_tokens=max(caps),
+            **options,
+            max_new_tokens=max(remaining),
             max_time=self.max_time_s,
             logits_processor=LogitsProcessorList([blocker]),
-            stopping_criteria=StoppingCriteriaList([RowCap(prompt_length, caps)]),
-            streamer=RowStreamer(tokenizer, rows, on_token, self.stop_ids) if on_token else None,
-            pad_token_id=tokenizer.pad_token_id,
-            eos_token_id=tokenizer.eos_token_id,
+            stopping_criteria=StoppingCriteriaList([RowCap(starts, caps_tensor)]),
+            streamer=streamer,
+            pad_token_id=self.pad_id,
+            eos_token_id=self.eos_id,
         )
         elapsed_ms = (time.perf_counter() - started) * 1000
+        fired = blocker.fired
+        generated = output[:, prompt_length:].tolist()
         results = {}
         for index, row in enumerate(rows):
-            generated = output[index, prompt_length:].tolist()
-            stop_at = next((i for i, t in enumerate(generated) if t in self.stop_ids), None)
-            tokens = generated if stop_at is None else generated[:stop_at]
-            finished = stop_at is not None and generated[stop_at] == tokenizer.eos_token_id
-            request = batch[row]
-            raw = tokenizer.decode(tokens, skip_special_tokens=False)
-            text, boxes = parse_grounded(raw, *request.image.size)
-            if not text and boxes:
-                text = boxes_as_text(boxes)
-            results[row] = OcrResult(
-                text=text,
-                raw=raw,
-                boxes=boxes,
-                prompt_tokens=int(inputs["attention_mask"][index].sum()),
-                completion_tokens=len(tokens),
-                finish_reason="stop" if finished else "length",
-                repetition_detected=index in blocker.fired or (not finished and tail_repeats(tokens)),
-                inference_ms=elapsed_ms,
-            )
+            # Only the row's own tokens: past its cap or its EOS, generate writes padding (maybe EOS).
+            new = generated[index][: remaining[index]]
+            eos_at = next((i for i, t in enumerate(new) if t == self.eos_id), None)
+            tokens = history[index] + (new if eos_at is None else new[:eos_at])
+            results[row] = self._result(batch[row], items[index], tokens, eos_at is not None,
+                                        fired=index in fired, elapsed_ms=elapsed_ms)  # fmt: skip
         return results
+
+    def _result(
+        self,
+        request: OcrRequest,
+        item: Prepared,
+        tokens: list[int],
+        finished: bool,
+        fired: bool,
+        elapsed_ms: float,
+    ) -> OcrResult:
+        raw = self.processor.tokenizer.decode(tokens, skip_special_tokens=False)
+        text, boxes = parse_grounded(raw, *request.image.size)
+        if not text and boxes:
+            text = boxes_as_text(boxes)
+        looped = not finished and tail_repeats(tokens, whitelist=self.whitelist)
+        return OcrResult(
+            text=text,
+            raw=raw,
+            boxes=boxes,
+            prompt_tokens=int(item.input_ids.shape[1]),
+            completion_tokens=len(tokens),
+            finish_reason="stop" if finished else "length",
+            repetition_detected=fired or looped,
+            inference_ms=elapsed_ms,
+            image_tokens=item.image_tokens,
+            tiles=item.grid,
+        )

@@ -26,8 +26,16 @@ CORPUS = [
 ]
 
 
-def build_tokenizer():
-    """A byte-level BPE with the model's special tokens first, left padding, bos prepended."""
+def build_tokenizer(*, vocab_size: int | None = None, pad: bool = True, bos_first: bool = True):
+    """A byte-level BPE with the model's special tokens first, left padding, bos prepended.
+
+    `vocab_size` pads the vocabulary with multi-byte tokens (a full-size vocabulary decodes what a
+    random full-size model writes); `pad=False` leaves out the pad token and `bos_first=False` the
+    template that puts BOS first: both as broken checkpoints ship them.
+    """
+    import json
+    from itertools import product
+
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -38,14 +46,24 @@ def build_tokenizer():
         vocab_size=400, special_tokens=SPECIAL_TOKENS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
     )
     tokenizer.train_from_iterator(CORPUS, trainer=trainer)
-    tokenizer.post_processor = processors.TemplateProcessing(
-        single="<bos> $A", pair="<bos> $A <bos> $B", special_tokens=[("<bos>", 0)]
-    )
+    if vocab_size is not None and vocab_size > tokenizer.get_vocab_size():
+        state = json.loads(tokenizer.to_str())
+        vocab = state["model"]["vocab"]
+        alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+        for pair in product(alphabet, repeat=3):
+            if len(vocab) >= vocab_size:
+                break
+            vocab.setdefault("".join(pair), len(vocab))
+        tokenizer = Tokenizer.from_str(json.dumps(state))
+    if bos_first:
+        tokenizer.post_processor = processors.TemplateProcessing(
+            single="<bos> $A", pair="<bos> $A <bos> $B", special_tokens=[("<bos>", 0)]
+        )
     return PreTrainedTokenizerFast(
         tokenizer_object=tokenizer,
         bos_token="<bos>",
         eos_token="<eos>",
-        pad_token="<pad>",
+        pad_token="<pad>" if pad else None,
         additional_special_tokens=SPECIAL_TOKENS[3:],
         padding_side="left",
     )
@@ -65,6 +83,9 @@ def tiny_config(vocab_size: int, image_token_id: int):
                 "output_channels": 16,
                 "downsample_channels": [16, 32],
                 "global_attn_indexes": [],
+                # The default (1e-10) leaves SAM dead: every image then gives the same logits, and a
+                # test cannot tell whose image a row of a batch was given.
+                "initializer_range": 0.02,
             },
             "encoder_config": {
                 "hidden_size": 32,
@@ -94,13 +115,13 @@ def tiny_config(vocab_size: int, image_token_id: int):
     )
 
 
-def build_tiny_model(folder: Path, seed: int = 0) -> Path:
+def build_tiny_model(folder: Path, seed: int = 0, *, pad: bool = True, bos_first: bool = True) -> Path:
     """Write tokenizer, processor and random weights to `folder`, loadable like the real checkpoint."""
     import torch
     from transformers import AutoModelForImageTextToText, DeepseekOcr2ImageProcessorPil, DeepseekOcr2Processor
 
     folder.mkdir(parents=True, exist_ok=True)
-    tokenizer = build_tokenizer()
+    tokenizer = build_tokenizer(pad=pad, bos_first=bos_first)
     processor = DeepseekOcr2Processor(image_processor=DeepseekOcr2ImageProcessorPil(), tokenizer=tokenizer)
     processor.save_pretrained(folder)
     torch.manual_seed(seed)

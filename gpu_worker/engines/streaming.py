@@ -1,0 +1,100 @@
+"""Per-row streaming for batched generate: incremental detokenisation that survives a retry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from transformers.generation.streamers import BaseStreamer
+
+from gpu_worker.types import TokenCallback
+
+REPLACEMENT = "\ufffd"  # what a decoder shows for an incomplete multi-byte character
+
+
+@dataclass
+class RowText:
+    """One request's generated tokens and how much of their text was handed out.
+
+    It outlives a single `generate`: after an out-of-memory split the row continues from these
+    tokens, so text already streamed is never streamed again.
+    """
+
+    cap: int
+    tokens: list[int] = field(default_factory=list)
+    prefix_offset: int = 0  # tokens[prefix_offset:read_offset] decode to text already sent
+    read_offset: int = 0
+    ended_by_eos: bool = False
+
+    @property
+    def done(self) -> bool:
+        """The row has ended (EOS) or reached its cap: it needs no more generation."""
+        return self.ended_by_eos or len(self.tokens) >= self.cap
+
+    def push(self, tokenizer: Any, token: int) -> str:
+        """Add one token; return the text it completes ("" while a character is still partial).
+
+        Decodes only the tokens since the last piece (plus the piece before, for context), so a
+        4,000-token line costs the same per token as a short one.
+        """
+        self.tokens.append(token)
+        return self._advance(tokenizer, final=False)
+
+    def flush(self, tokenizer: Any) -> str:
+        """Whatever text is still held back (a partial character at the end stays as decoded)."""
+        return self._advance(tokenizer, final=True)
+
+    def _advance(self, tokenizer: Any, final: bool) -> str:
+        if self.read_offset >= len(self.tokens):
+            return ""
+        # The text of the previous piece is decoded again so that decoders which treat the first
+        # token specially (a leading space) give the same characters as a decode of the whole row.
+        before = tokenizer.decode(
+            self.tokens[self.prefix_offset : self.read_offset], skip_special_tokens=False
+        )
+        text = tokenizer.decode(self.tokens[self.prefix_offset :], skip_special_tokens=False)
+        if not final and (len(text) <= len(before) or text.endswith(REPLACEMENT)):
+            return ""  # half of a multi-byte character: wait for the rest
+        self.prefix_offset, self.read_offset = self.read_offset, len(self.tokens)
+        return text[len(before) :]
+
+
+class RowStreamer(BaseStreamer):
+    """Feeds `on_token(row, piece)` for every row of a batch (TextIteratorStreamer serves one row)."""
+
+    def __init__(
+        self, tokenizer: Any, rows: list[int], states: list[RowText], on_token: TokenCallback, eos_id: int
+    ):
+        self.tokenizer = tokenizer
+        self.rows = rows
+        self.states = states
+        self.on_token = on_token
+        self.eos_id = eos_id
+        self.prompt_seen = False
+
+    def put(self, value: torch.Tensor) -> None:
+        """Receive one new token per row (the first call carries the prompt, which is skipped)."""
+        if not self.prompt_seen:
+            self.prompt_seen = True
+            return
+        for index, token in enumerate(value.reshape(-1).tolist()):
+            state = self.states[index]
+            if state.done:
+                continue  # generate pads finished rows; that padding is not text
+            if token == self.eos_id:
+                state.ended_by_eos = True
+                self._send(index, state.flush(self.tokenizer))
+                continue
+            self._send(index, state.push(self.tokenizer, token))
+            if state.done:
+                self._send(index, state.flush(self.tokenizer))
+
+    def end(self) -> None:
+        """Flush what each row still holds."""
+        for index, state in enumerate(self.states):
+            self._send(index, state.flush(self.tokenizer))
+
+    def _send(self, index: int, piece: str) -> None:
+        if piece:
+            self.on_token(self.rows[index], piece)
