@@ -238,6 +238,8 @@ class OcrService:
             boxes=result.boxes,
             raw=result.raw,
             repetition_detected=result.repetition_detected,
+            image_tokens=result.image_tokens,
+            tiles=result.tiles,
             timings_ms=Timings(
                 queue=round(job.pending.queue_ms, 1),
                 inference=round(result.inference_ms, 1),

@@ -204,6 +204,8 @@ class PageOcr(BaseModel):
     raw: str = Field(description="The model's output for this page with grounding tags kept.")
     text: str
     repetition_detected: bool = False
+    image_tokens: int = Field(default=0, description="Image tokens this page actually cost (0: no vision).")
+    tiles: tuple[int, int] | None = Field(default=None, description="Tile grid [columns, rows]; null: none.")
     annotated_image: Link | None = None
 
 
@@ -218,6 +220,15 @@ class OcrExtension(BaseModel):
     boxes: list[Box] = Field(default_factory=list)
     raw: str = Field(description="The model's output with grounding tags kept.")
     repetition_detected: bool = False
+    image_tokens: int = Field(
+        default=0,
+        description="Image tokens the page actually cost (the mode is a ceiling: the processor picks the tile "
+        "grid nearest the page's shape among those the mode allows); 0 for engines without vision tokens.",
+    )
+    tiles: tuple[int, int] | None = Field(
+        default=None,
+        description="The 768 px tile grid as [columns, rows]; null when only the global view was used.",
+    )
     annotated_image: Link | None = None
     result: Link | None = None
     warnings: list[str] = Field(default_factory=list)
