@@ -49,7 +49,7 @@ def build_app(
                        respond=lambda exc, scope: error_response(exc, Request(scope), log))  # fmt: skip
     install_access_log(app, log, meter)
 
-    @app.get("/health")
+    @app.get("/health", response_model=None)
     async def health() -> dict[str, str]:
         """The edge's own health (200 even when the worker is down; it says so)."""
         return {"status": "ok", "worker": await worker.healthy()}

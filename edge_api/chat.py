@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 router = APIRouter()
 
 
-@router.get("/v1/models")
+@router.get("/v1/models", response_model=None)
 async def models(request: Request, key: Caller, worker: Worker) -> dict[str, Any]:
     """The worker's models, cached briefly."""
     return await worker.models(request.state.request_id)

@@ -19,7 +19,7 @@ class UploadRequest(BaseModel):
     size: int = Field(ge=1, description="Bytes of the image to upload.")
 
 
-@router.post("/v1/uploads")
+@router.post("/v1/uploads", response_model=None)
 async def uploads(payload: UploadRequest, key: Caller, store: Store) -> dict[str, Any]:
     """A presigned POST to upload one image to S3; OCR it afterwards by its `image_url`."""
     # Inline on purpose: signing is local CPU work (about a millisecond), so it needs no thread, and a pool
