@@ -434,3 +434,9 @@ def test_the_reported_tile_grid_is_the_one_the_processor_cuts(deepseek_engine, s
         )
         grid = tile_grid(*size, mode)
         assert (grid[0] * grid[1] if grid else 0) == int(features["num_local_patches"][0])
+
+
+def test_the_published_preset_table_is_what_the_processor_computes():
+    from bench.preset_table import TABLE, render
+
+    assert TABLE.read_text() == render(), "docs/presets.md is stale: run python -m bench.preset_table"
