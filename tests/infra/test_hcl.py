@@ -84,6 +84,9 @@ def test_no_ingress_from_any_address_outside_the_web_alb():
             if module == "web" and name.startswith("alb_"):
                 assert rule["cidr_ipv4"] == "${each.value}"  # the allowed-CIDR list
                 continue
+            if module == "network" and name == "endpoints_https":
+                assert rule["cidr_ipv4"] == "${aws_vpc.this.cidr_block}"  # the VPC's own range only
+                continue
             assert "cidr_ipv4" not in rule and "referenced_security_group_id" in rule, f"{module}.{name}"
 
 
@@ -134,3 +137,57 @@ def test_usage_plans_throttle_and_gateway_responses_have_the_openai_shape():
 def test_the_lambda_runs_in_the_vpc():
     api = resources("edge", "aws_lambda_function")["api"]
     assert api["vpc_config"][0]["subnet_ids"] == "${var.private_subnet_ids}"
+
+
+@pytest.mark.parametrize("module", ["worker_fleet", "web"])
+def test_amis_are_pinned_ids_never_a_latest_parameter(module):
+    template = resources(module, "aws_launch_template")["this"]
+    assert template["image_id"] == "${var.ami_id}"
+    for folder in FOLDERS:
+        for block in parse(folder).get("data", []):
+            assert "aws_ssm_parameter" not in block, (
+                f"{folder.name}: AMI or anything else from an SSM parameter"
+            )
+        for block in parse(folder).get("variable", []):
+            assert "latest" not in str(block.get("ami_id", {}).get("default", "")), folder.name
+
+
+@pytest.mark.parametrize("module", ["worker_fleet", "web"])
+def test_a_new_launch_template_version_rolls_the_group(module):
+    group = resources(module, "aws_autoscaling_group")["this"]
+    assert group["launch_template"][0]["version"] == "${aws_launch_template.this.latest_version}"
+    assert group["instance_refresh"][0]["strategy"] == "Rolling"
+
+
+def test_an_apply_never_resets_the_worker_count():
+    group = resources("worker_fleet", "aws_autoscaling_group")["this"]
+    assert "desired_capacity" not in group
+    assert group["lifecycle"][0]["ignore_changes"] == ["desired_capacity"]
+
+
+def test_no_reserved_concurrency_by_default_and_the_authorizer_has_its_own_role():
+    functions = resources("edge", "aws_lambda_function")
+    assert "reserved_concurrent_executions" not in functions["authorizer"]
+    variables = {
+        name: body for block in parse(INFRA / "modules" / "edge")["variable"] for name, body in block.items()
+    }
+    assert variables["reserved_concurrency"]["default"] == -1
+    assert functions["authorizer"]["role"] == "${aws_iam_role.authorizer.arn}"
+    assert functions["api"]["role"] == "${aws_iam_role.lambda.arn}"
+
+
+def test_the_bucket_has_no_cors_nothing_in_a_browser_calls_it():
+    assert not resources("results_bucket", "aws_s3_bucket_cors_configuration")
+
+
+def test_the_root_keeps_state_in_an_s3_backend_configured_at_init():
+    terraform = parse(INFRA / "envs" / "prod")["terraform"][0]
+    assert terraform["backend"][0] == {"s3": {}}  # partial configuration: backend.hcl
+    example = (INFRA / "envs" / "prod" / "backend.hcl.example").read_text()
+    assert "use_lockfile" in example and "encrypt" in example
+
+
+def test_nat_is_off_by_default():
+    for folder in (INFRA / "modules" / "network", INFRA / "envs" / "prod"):
+        variables = {n: b for block in parse(folder)["variable"] for n, b in block.items()}
+        assert variables["enable_nat"]["default"] is False, folder.name

@@ -1,5 +1,11 @@
 locals {
-  tags = { Project = "deepseek-ocr-service", Environment = "prod", ManagedBy = "terraform" }
+  tags = { Project = "deepseek-ocr-service", Environment = "prod", ManagedBy = "terraform", Release = var.release }
+}
+
+# One budget, every nested timeout derived from it (worker < edge read < Lambda < integration).
+module "timeouts" {
+  source   = "../../modules/timeouts"
+  budget_s = var.timeout_budget_s
 }
 
 module "network" {
@@ -10,12 +16,11 @@ module "network" {
 }
 
 module "results_bucket" {
-  source               = "../../modules/results_bucket"
-  bucket_name          = var.bucket_name
-  results_expire_days  = var.results_expire_days
-  uploads_expire_days  = var.uploads_expire_days
-  cors_allowed_origins = ["https://${var.web_domain_name}"]
-  tags                 = local.tags
+  source              = "../../modules/results_bucket"
+  bucket_name         = var.bucket_name
+  results_expire_days = var.results_expire_days
+  uploads_expire_days = var.uploads_expire_days
+  tags                = local.tags
 }
 
 module "worker_fleet" {
@@ -24,15 +29,16 @@ module "worker_fleet" {
   vpc_id                         = module.network.vpc_id
   private_subnet_ids             = module.network.private_subnet_ids
   s3_prefix_list_id              = module.network.s3_prefix_list_id
+  endpoint_security_group_id     = module.network.endpoint_security_group_id
   alb_ingress_security_group_ids = { edge_lambda = module.edge.lambda_security_group_id }
   bucket_name                    = module.results_bucket.bucket
   bucket_arn                     = module.results_bucket.arn
+  release                        = var.release
   instance_type                  = var.worker_instance_type
   ami_id                         = var.worker_ami_id
   min_size                       = var.worker_min
   max_size                       = var.worker_max
-  source_archive_url             = var.source_archive_url
-  install_flash_attn             = var.install_flash_attn
+  request_timeout_s              = module.timeouts.worker_request_timeout_s
   deletion_protection            = var.deletion_protection
   tags                           = local.tags
 }
@@ -45,29 +51,37 @@ module "edge" {
   s3_prefix_list_id            = module.network.s3_prefix_list_id
   worker_alb_security_group_id = module.worker_fleet.alb_security_group_id
   worker_url                   = module.worker_fleet.worker_url
+  worker_shared_secret         = module.worker_fleet.shared_secret_value
   lambda_zip_path              = var.lambda_zip_path
   api_handler                  = var.api_handler
   authorizer_handler           = var.authorizer_handler
   bucket_name                  = module.results_bucket.bucket
   bucket_arn                   = module.results_bucket.arn
-  integration_timeout_ms       = var.integration_timeout_ms
+  integration_timeout_ms       = module.timeouts.integration_timeout_ms
+  lambda_timeout_s             = module.timeouts.lambda_timeout_s
+  worker_timeout_s             = module.timeouts.edge_worker_timeout_s
   api_key_names                = var.api_key_names
   tags                         = local.tags
 }
 
 module "web" {
   source                = "../../modules/web"
+  count                 = var.enable_web ? 1 : 0
   name                  = var.name
   vpc_id                = module.network.vpc_id
   public_subnet_ids     = module.network.public_subnet_ids
   private_subnet_ids    = module.network.private_subnet_ids
+  internet_egress       = module.network.nat_enabled
   certificate_arn       = var.web_certificate_arn
   domain_name           = var.web_domain_name
   allowed_cidrs         = var.web_allowed_cidrs
   cognito_domain_prefix = var.cognito_domain_prefix
   edge_url              = module.edge.base_url
   web_api_key_value     = module.edge.web_api_key_value
-  source_archive_url    = var.source_archive_url
+  release               = var.release
+  bucket_name           = module.results_bucket.bucket
+  bucket_arn            = module.results_bucket.arn
+  ami_id                = var.web_ami_id
   deletion_protection   = var.deletion_protection
   tags                  = local.tags
 }

@@ -9,18 +9,18 @@ output "api_key_ids" {
 }
 
 output "web_url" {
-  description = "The web app (behind its Cognito login)."
-  value       = module.web.url
+  description = "The web app (behind its Cognito login); null without enable_web."
+  value       = one(module.web[*].url)
 }
 
 output "web_alb_dns_name" {
-  description = "Point the web app's domain at this name."
-  value       = module.web.alb_dns_name
+  description = "Point the web app's domain at this name (null without enable_web)."
+  value       = one(module.web[*].alb_dns_name)
 }
 
 output "web_user_pool_id" {
-  description = "Cognito user pool of the web app's users."
-  value       = module.web.user_pool_id
+  description = "Cognito user pool of the web app's users (null without enable_web)."
+  value       = one(module.web[*].user_pool_id)
 }
 
 output "worker_alb_dns_name" {
@@ -51,4 +51,24 @@ output "log_groups" {
 output "alarm_topic_arn" {
   description = "SNS topic of the alarms."
   value       = module.alarms.topic_arn
+}
+
+output "release" {
+  description = "The release the instances boot (s3://BUCKET/artifacts/<release>/)."
+  value       = var.release
+}
+
+output "timeouts" {
+  description = "The nested timeouts as set on the resources: worker < edge read < Lambda < integration."
+  value = {
+    worker_request_s = module.worker_fleet.request_timeout_s
+    edge_worker_s    = module.edge.timeouts.edge_worker_s
+    lambda_s         = module.edge.timeouts.lambda_s
+    integration_s    = module.edge.timeouts.integration_ms / 1000
+  }
+}
+
+output "worker_shared_secret_parameter" {
+  description = "SSM parameter of the edge -> worker shared secret (rotate: README)."
+  value       = module.worker_fleet.shared_secret_parameter_name
 }

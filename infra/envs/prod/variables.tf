@@ -12,12 +12,23 @@ variable "name" {
 
 variable "bucket_name" {
   type        = string
-  description = "Results bucket name (globally unique)."
+  description = "Bucket of results, uploads and the staged releases (globally unique; scripts/stage_artifacts.py writes artifacts/<release>/ into it)."
 }
 
-variable "source_archive_url" {
+variable "release" {
   type        = string
-  description = "A .tar.gz of this repository at a release; the worker and web instances install from it."
+  description = "Release staged by scripts/stage_artifacts.py under s3://BUCKET/artifacts/<release>/. Changing it rolls the fleet (instance refresh)."
+}
+
+variable "worker_ami_id" {
+  type        = string
+  description = "Pinned GPU Deep Learning AMI of the workers (Ubuntu 24.04, Python 3.12): README shows how to look up the id."
+}
+
+variable "timeout_budget_s" {
+  type        = number
+  description = "The one timeout budget (s): API Gateway's integration timeout; the Lambda, the edge's read and the worker's timeouts nest below it. Above 29 needs the integration-timeout quota raised first."
+  default     = 29
 }
 
 variable "lambda_zip_path" {
@@ -40,8 +51,8 @@ variable "authorizer_handler" {
 
 variable "enable_nat" {
   type        = bool
-  description = "NAT for the private subnets (boot installs packages and fetches weights)."
-  default     = true
+  description = "A NAT gateway for the private subnets. Off by default: workers boot from the staged release through the S3 gateway endpoint and reach AWS through interface endpoints. The web app needs it."
+  default     = false
 }
 
 variable "worker_instance_type" {
@@ -50,15 +61,9 @@ variable "worker_instance_type" {
   default     = "g6.xlarge"
 }
 
-variable "worker_ami_id" {
-  type        = string
-  description = "AMI overriding the GPU Deep Learning AMI's SSM parameter."
-  default     = null
-}
-
 variable "worker_min" {
   type        = number
-  description = "Fewest workers (1 = always on)."
+  description = "Fewest workers (at least 1: request-count scaling cannot start a worker from zero)."
   default     = 1
 }
 
@@ -68,32 +73,49 @@ variable "worker_max" {
   default     = 3
 }
 
-variable "install_flash_attn" {
-  type        = bool
-  description = "Install flash-attn on the workers (may build from source for a long time)."
-  default     = false
-}
-
-variable "integration_timeout_ms" {
-  type        = number
-  description = "API Gateway integration timeout; above 29000 needs the regional integration-timeout quota raised first."
-  default     = 120000
-}
-
 variable "api_key_names" {
   type        = list(string)
   description = "One API key per name in the clients' usage plan."
   default     = ["default"]
 }
 
+variable "enable_web" {
+  type        = bool
+  description = "The web app (Cognito login, public ALB, one instance). Needs enable_nat = true and the web_* settings."
+  default     = false
+}
+
+variable "web_ami_id" {
+  type        = string
+  description = "Pinned Ubuntu 24.04 AMI (Python 3.12) of the web instance (with enable_web)."
+  default     = null
+
+  validation {
+    condition     = !var.enable_web || can(regex("^ami-[0-9a-f]{8,17}$", var.web_ami_id))
+    error_message = "enable_web needs web_ami_id (an Ubuntu 24.04 AMI id)."
+  }
+}
+
 variable "web_domain_name" {
   type        = string
   description = "Host name of the web app (covered by web_certificate_arn)."
+  default     = null
+
+  validation {
+    condition     = !var.enable_web || var.web_domain_name != null
+    error_message = "enable_web needs web_domain_name."
+  }
 }
 
 variable "web_certificate_arn" {
   type        = string
   description = "ACM certificate of the web app's host name, in var.region."
+  default     = null
+
+  validation {
+    condition     = !var.enable_web || var.web_certificate_arn != null
+    error_message = "enable_web needs web_certificate_arn."
+  }
 }
 
 variable "web_allowed_cidrs" {
@@ -104,7 +126,13 @@ variable "web_allowed_cidrs" {
 
 variable "cognito_domain_prefix" {
   type        = string
-  description = "Prefix of the Cognito hosted login domain (globally unique)."
+  description = "Prefix of the Cognito hosted login domain (globally unique; with enable_web)."
+  default     = null
+
+  validation {
+    condition     = !var.enable_web || var.cognito_domain_prefix != null
+    error_message = "enable_web needs cognito_domain_prefix."
+  }
 }
 
 variable "alarm_email" {

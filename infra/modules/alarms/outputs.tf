@@ -13,3 +13,8 @@ output "alarm_names" {
     aws_cloudwatch_metric_alarm.lambda_errors.alarm_name,
   ]
 }
+
+output "kms_key_arn" {
+  description = "Customer-managed key of the alarm topic."
+  value       = aws_kms_key.alarms.arn
+}

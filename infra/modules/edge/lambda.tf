@@ -50,7 +50,7 @@ resource "aws_iam_role_policy" "lambda" {
         Sid      = "OwnLogs"
         Effect   = "Allow"
         Action   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-        Resource = ["${aws_cloudwatch_log_group.api.arn}:*", "${aws_cloudwatch_log_group.authorizer.arn}:*"]
+        Resource = "${aws_cloudwatch_log_group.api.arn}:*"
       },
     ]
   })
@@ -78,7 +78,7 @@ resource "aws_lambda_function" "api" {
   architectures                  = ["x86_64"]
   timeout                        = var.lambda_timeout_s
   memory_size                    = var.lambda_memory_mb
-  reserved_concurrent_executions = var.reserved_concurrency
+  reserved_concurrent_executions = var.reserved_concurrency # -1: none (new accounts may have only 10)
 
   vpc_config {
     subnet_ids         = var.private_subnet_ids
@@ -88,7 +88,9 @@ resource "aws_lambda_function" "api" {
   environment {
     variables = merge({
       WORKER_URL                   = var.worker_url
-      WORKER_TIMEOUT_S             = tostring(var.lambda_timeout_s - 5)
+      WORKER_TIMEOUT_S             = tostring(var.worker_timeout_s)
+      WORKER_SHARED_SECRET         = var.worker_shared_secret
+      MAX_BODY_BYTES               = tostring(local.max_body_bytes)
       RESULTS_BUCKET               = var.bucket_name
       RESULTS_PREFIX               = var.results_prefix
       UPLOAD_PREFIX                = var.upload_prefix
@@ -106,10 +108,34 @@ resource "aws_lambda_function" "api" {
   tags       = local.tags
 }
 
-# The authorizer only reads headers: it needs no VPC and no AWS permission beyond its logs.
+# The authorizer only reads headers: it needs no VPC, no bucket, no secret; its own role may write
+# its own logs and nothing else.
+resource "aws_iam_role" "authorizer" {
+  name = "${var.name}-edge-authorizer"
+  assume_role_policy = jsonencode({
+    Version   = "2012-10-17"
+    Statement = [{ Effect = "Allow", Principal = { Service = "lambda.amazonaws.com" }, Action = "sts:AssumeRole" }]
+  })
+  tags = local.tags
+}
+
+resource "aws_iam_role_policy" "authorizer" {
+  name = "own-logs"
+  role = aws_iam_role.authorizer.id
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Sid      = "OwnLogs"
+      Effect   = "Allow"
+      Action   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+      Resource = "${aws_cloudwatch_log_group.authorizer.arn}:*"
+    }]
+  })
+}
+
 resource "aws_lambda_function" "authorizer" {
   function_name    = "${var.name}-edge-authorizer"
-  role             = aws_iam_role.lambda.arn
+  role             = aws_iam_role.authorizer.arn
   filename         = var.lambda_zip_path
   source_code_hash = filebase64sha256(var.lambda_zip_path)
   handler          = var.authorizer_handler
@@ -117,13 +143,11 @@ resource "aws_lambda_function" "authorizer" {
   architectures    = ["x86_64"]
   timeout          = 5
   memory_size      = 256
-  # One authorizer call per API call: the same ceiling as the API function.
-  reserved_concurrent_executions = var.reserved_concurrency
 
   tracing_config {
     mode = "PassThrough"
   }
 
-  depends_on = [aws_cloudwatch_log_group.authorizer]
+  depends_on = [aws_cloudwatch_log_group.authorizer, aws_iam_role_policy.authorizer]
   tags       = local.tags
 }

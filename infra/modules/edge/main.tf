@@ -1,9 +1,16 @@
 locals {
   tags = merge(var.tags, { Module = "edge" })
+  # Lambda's synchronous request payload limit is 6 MB and the whole API Gateway event counts, not
+  # only the body: a body up to MAX_BODY_BYTES must still fit, so the edge's own 413 answers first.
+  lambda_payload_limit_bytes = 6291456
+  max_body_bytes             = local.lambda_payload_limit_bytes - var.event_envelope_bytes
+  # $context.error.messageString arrives already quoted ("Forbidden"): it stands where a JSON string
+  # stands, never inside one. The other variables are bare text inside our strings.
+  quoted_variable = "$context.error.messageString"
   # API Gateway's own errors, rewritten to the OpenAI error shape the service uses everywhere.
   gateway_errors = {
     UNAUTHORIZED                   = { status = 401, type = "authentication_error", code = "missing_api_key", message = "Missing API key: send Authorization: Bearer KEY or x-api-key: KEY." }
-    ACCESS_DENIED                  = { status = 403, type = "permission_error", code = "access_denied", message = "$context.error.messageString" }
+    ACCESS_DENIED                  = { status = 403, type = "permission_error", code = "access_denied", message = null }
     INVALID_API_KEY                = { status = 403, type = "authentication_error", code = "invalid_api_key", message = "Invalid API key." }
     MISSING_AUTHENTICATION_TOKEN   = { status = 404, type = "not_found_error", code = "not_found", message = "Unknown route." }
     THROTTLED                      = { status = 429, type = "rate_limit_error", code = "throttled", message = "Too many requests: slow down and retry." }
@@ -13,7 +20,7 @@ locals {
     INTEGRATION_FAILURE            = { status = 502, type = "api_error", code = "upstream_unavailable", message = "The OCR service failed to answer; request id $context.requestId." }
     AUTHORIZER_FAILURE             = { status = 500, type = "server_error", code = "authorizer_failure", message = "The authorizer failed; request id $context.requestId." }
     AUTHORIZER_CONFIGURATION_ERROR = { status = 500, type = "server_error", code = "authorizer_failure", message = "The authorizer is misconfigured; request id $context.requestId." }
-    DEFAULT_4XX                    = { status = null, type = "invalid_request_error", code = null, message = "$context.error.messageString" }
+    DEFAULT_4XX                    = { status = null, type = "invalid_request_error", code = null, message = null }
     DEFAULT_5XX                    = { status = null, type = "api_error", code = null, message = "Internal error; request id $context.requestId." }
   }
   usage_plans = {
@@ -83,14 +90,16 @@ resource "aws_api_gateway_gateway_response" "openai" {
   response_type = each.key
   status_code   = each.value.status == null ? null : tostring(each.value.status)
   response_templates = {
-    "application/json" = jsonencode({
+    # A null message means "API Gateway's own message": the placeholder string is swapped for the
+    # already-quoted variable, so the body renders to valid JSON (tests render it).
+    "application/json" = replace(jsonencode({
       error = {
-        message = each.value.message
+        message = coalesce(each.value.message, "@message@")
         type    = each.value.type
         param   = null
         code    = each.value.code
       }
-    })
+    }), "\"@message@\"", local.quoted_variable)
   }
   response_parameters = {
     "gatewayresponse.header.X-Request-ID" = "context.requestId"

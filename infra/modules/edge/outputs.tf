@@ -48,3 +48,17 @@ output "log_group_names" {
   description = "Log groups of the edge."
   value       = [aws_cloudwatch_log_group.api.name, aws_cloudwatch_log_group.authorizer.name, aws_cloudwatch_log_group.access.name]
 }
+
+output "timeouts" {
+  description = "The timeouts as set on the resources: integration (ms), Lambda (s), the edge's read timeout towards the worker (s)."
+  value = {
+    integration_ms = aws_api_gateway_integration.any["proxy"].timeout_milliseconds
+    lambda_s       = aws_lambda_function.api.timeout
+    edge_worker_s  = tonumber(nonsensitive(aws_lambda_function.api.environment[0].variables["WORKER_TIMEOUT_S"]))
+  }
+}
+
+output "max_body_bytes" {
+  description = "The edge's MAX_BODY_BYTES: Lambda's payload limit less the event envelope."
+  value       = local.max_body_bytes
+}

@@ -69,8 +69,18 @@ variable "upload_prefix" {
 
 variable "lambda_timeout_s" {
   type        = number
-  description = "Lambda timeout: above the edge's read timeout (110 s), below the integration timeout."
-  default     = 115
+  description = "Lambda timeout (s): above worker_timeout_s, below the integration timeout (the root derives both from one budget)."
+}
+
+variable "worker_timeout_s" {
+  type        = number
+  description = "The edge's read timeout towards the worker (WORKER_TIMEOUT_S), below lambda_timeout_s."
+}
+
+variable "worker_shared_secret" {
+  type        = string
+  description = "Shared secret the edge sends to the workers (WORKER_SHARED_SECRET, header x-worker-secret)."
+  sensitive   = true
 }
 
 variable "lambda_memory_mb" {
@@ -81,14 +91,19 @@ variable "lambda_memory_mb" {
 
 variable "reserved_concurrency" {
   type        = number
-  description = "Reserved concurrency of the API function (-1: unreserved)."
-  default     = 50
+  description = "Reserved concurrency of the API function (-1: none). Reserving needs the account's unreserved pool to stay >= 100; new accounts have a limit of 10."
+  default     = -1
+}
+
+variable "event_envelope_bytes" {
+  type        = number
+  description = "Room kept in Lambda's 6 MB request payload for the API Gateway event around the body (headers twice, request context, JSON escaping); MAX_BODY_BYTES is the rest."
+  default     = 262144
 }
 
 variable "integration_timeout_ms" {
   type        = number
-  description = "API Gateway integration timeout. Above 29000 needs the regional REST API integration-timeout quota raised first (Service Quotas)."
-  default     = 120000
+  description = "API Gateway integration timeout (the root derives it from its timeout budget). Above 29000 needs the regional REST API integration-timeout quota raised first (Service Quotas)."
 
   validation {
     condition     = var.integration_timeout_ms >= 50 && var.integration_timeout_ms <= 300000
@@ -132,7 +147,7 @@ variable "web_throttle" {
 
 variable "edge_env" {
   type        = map(string)
-  description = "Extra edge settings (MAX_BODY_BYTES, UPLOAD_MAX_BYTES, ...)."
+  description = "Extra edge settings (UPLOAD_MAX_BYTES, UPLOAD_URL_TTL_S, ...)."
   default     = {}
 }
 

@@ -22,3 +22,13 @@ output "s3_prefix_list_id" {
   description = "Prefix list of the S3 gateway endpoint, for security-group egress to S3."
   value       = aws_vpc_endpoint.s3.prefix_list_id
 }
+
+output "endpoint_security_group_id" {
+  description = "Security group of the interface endpoints (instances send HTTPS to it)."
+  value       = aws_security_group.endpoints.id
+}
+
+output "nat_enabled" {
+  description = "Whether the private subnets reach the internet through a NAT gateway."
+  value       = var.enable_nat
+}

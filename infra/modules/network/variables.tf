@@ -22,8 +22,14 @@ variable "az_count" {
 
 variable "enable_nat" {
   type        = bool
-  description = "One NAT gateway for the private subnets (boot installs packages and fetches weights). Turn off for AMIs that carry everything."
-  default     = true
+  description = "One NAT gateway for the private subnets. Off: the workers boot from the staged release through the S3 gateway endpoint and reach AWS APIs through interface endpoints. The web app needs it (it calls the public API)."
+  default     = false
+}
+
+variable "interface_endpoints" {
+  type        = list(string)
+  description = "AWS services reached through interface endpoints in the private subnets (Session Manager, CloudWatch Logs and metrics, EC2 tags for the CloudWatch agent, SQS)."
+  default     = ["ssm", "ssmmessages", "ec2messages", "ec2", "logs", "monitoring", "sqs"]
 }
 
 variable "tags" {

@@ -23,6 +23,7 @@ resource "aws_s3_bucket_ownership_controls" "this" {
   }
 }
 
+# No CORS: browsers never call the bucket (the web app's backend uploads, and <img> needs no CORS).
 # SSE-S3: presigned GETs then need no KMS grant for whoever holds the link.
 resource "aws_s3_bucket_server_side_encryption_configuration" "this" {
   bucket = aws_s3_bucket.this.id
@@ -82,17 +83,5 @@ resource "aws_s3_bucket_lifecycle_configuration" "this" {
     abort_incomplete_multipart_upload {
       days_after_initiation = 1
     }
-  }
-}
-
-resource "aws_s3_bucket_cors_configuration" "this" {
-  count  = length(var.cors_allowed_origins) > 0 ? 1 : 0
-  bucket = aws_s3_bucket.this.id
-  cors_rule {
-    allowed_methods = ["GET", "POST"]
-    allowed_origins = var.cors_allowed_origins
-    allowed_headers = ["*"]
-    expose_headers  = ["ETag"]
-    max_age_seconds = 3000
   }
 }

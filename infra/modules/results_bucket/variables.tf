@@ -27,12 +27,6 @@ variable "uploads_expire_days" {
   default     = 1
 }
 
-variable "cors_allowed_origins" {
-  type        = list(string)
-  description = "Origins (the web app's) allowed to read results and post uploads from a browser."
-  default     = []
-}
-
 variable "force_destroy" {
   type        = bool
   description = "Let `terraform destroy` delete a bucket that still holds objects."

@@ -3,9 +3,7 @@ locals {
   web_port = 3000
 }
 
-data "aws_ssm_parameter" "ami" {
-  name = var.ami_ssm_parameter
-}
+data "aws_region" "current" {}
 
 # ---- login: Cognito user pool behind the ALB (users are created by an admin; no self sign-up) ----
 
@@ -217,11 +215,15 @@ resource "aws_iam_role" "instance" {
 }
 
 resource "aws_iam_role_policy" "instance" {
-  name = "read-api-key"
+  name = "api-key-and-release"
   role = aws_iam_role.instance.id
   policy = jsonencode({
-    Version   = "2012-10-17"
-    Statement = [{ Effect = "Allow", Action = ["ssm:GetParameter"], Resource = aws_ssm_parameter.api_key.arn }]
+    Version = "2012-10-17"
+    Statement = [
+      { Sid = "ApiKey", Effect = "Allow", Action = ["ssm:GetParameter"], Resource = aws_ssm_parameter.api_key.arn },
+      { Sid = "Release", Effect = "Allow", Action = ["s3:GetObject"], Resource = "${var.bucket_arn}/${var.artifacts_prefix}${var.release}/web/*" },
+      { Sid = "Manifest", Effect = "Allow", Action = ["s3:GetObject"], Resource = "${var.bucket_arn}/${var.artifacts_prefix}${var.release}/manifest.json" },
+    ]
   })
 }
 
@@ -238,7 +240,7 @@ resource "aws_iam_instance_profile" "instance" {
 
 resource "aws_launch_template" "this" {
   name_prefix            = "${var.name}-web-"
-  image_id               = nonsensitive(data.aws_ssm_parameter.ami.value)
+  image_id               = var.ami_id # pinned Ubuntu 24.04 (Python 3.12)
   instance_type          = var.instance_type
   vpc_security_group_ids = [aws_security_group.instance.id]
   update_default_version = true
@@ -262,16 +264,27 @@ resource "aws_launch_template" "this" {
     }
   }
 
-  user_data = base64encode(templatefile("${path.module}/../../boot/web_user_data.sh.tftpl", {
-    source_archive_url = var.source_archive_url
-    edge_url           = var.edge_url
-    api_key_param      = aws_ssm_parameter.api_key.name
-    web_port           = local.web_port
+  user_data = base64gzip(templatefile("${path.module}/../../boot/web_user_data.sh.tftpl", {
+    release          = var.release
+    bucket           = var.bucket_name
+    artifacts_prefix = var.artifacts_prefix
+    region           = data.aws_region.current.name
+    edge_url         = var.edge_url
+    api_key_param    = aws_ssm_parameter.api_key.name
+    web_port         = local.web_port
+    fetch_script     = file("${path.module}/../../boot/fetch_release.py")
   }))
+
+  lifecycle {
+    precondition {
+      condition     = var.internet_egress
+      error_message = "The web app needs internet egress (enable_nat = true): it calls the public API and its frontend build fetches npm packages."
+    }
+  }
 
   tag_specifications {
     resource_type = "instance"
-    tags          = merge(local.tags, { Name = "${var.name}-web" })
+    tags          = merge(local.tags, { Name = "${var.name}-web", Release = var.release })
   }
 
   tags = local.tags
@@ -290,6 +303,16 @@ resource "aws_autoscaling_group" "this" {
   launch_template {
     id      = aws_launch_template.this.id
     version = aws_launch_template.this.latest_version
+  }
+
+  # A new release or AMI replaces the instance: the new one first, then the old one leaves.
+  instance_refresh {
+    strategy = "Rolling"
+    preferences {
+      min_healthy_percentage = 100
+      max_healthy_percentage = 200
+      instance_warmup        = 900
+    }
   }
 
   tag {

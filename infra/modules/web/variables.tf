@@ -50,9 +50,30 @@ variable "web_api_key_value" {
   sensitive   = true
 }
 
-variable "source_archive_url" {
+variable "release" {
   type        = string
-  description = "A .tar.gz of this repository at a release (e.g. GitHub's archive of a tag); the web instance installs and runs frontend/ from it."
+  description = "Release staged by scripts/stage_artifacts.py (the web wheelhouse and frontend under web/); changing it replaces the instance."
+}
+
+variable "bucket_name" {
+  type        = string
+  description = "Bucket holding the staged releases."
+}
+
+variable "bucket_arn" {
+  type        = string
+  description = "ARN of the bucket holding the staged releases."
+}
+
+variable "artifacts_prefix" {
+  type        = string
+  description = "Key prefix of the staged releases."
+  default     = "artifacts/"
+}
+
+variable "internet_egress" {
+  type        = bool
+  description = "Whether the private subnets reach the internet (NAT): the web app needs it."
 }
 
 variable "instance_type" {
@@ -61,10 +82,14 @@ variable "instance_type" {
   default     = "t3.small"
 }
 
-variable "ami_ssm_parameter" {
+variable "ami_id" {
   type        = string
-  description = "SSM parameter holding the web instance's AMI id."
-  default     = "/aws/service/canonical/ubuntu/server/22.04/stable/current/amd64/hvm/ebs-gp2/ami-id"
+  description = "Pinned AMI of the web instance: Ubuntu 24.04 (Python 3.12) by id; README shows how to look it up."
+
+  validation {
+    condition     = can(regex("^ami-[0-9a-f]{8,17}$", var.ami_id))
+    error_message = "An AMI id (ami-...)."
+  }
 }
 
 variable "deletion_protection" {

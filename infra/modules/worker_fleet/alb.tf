@@ -6,8 +6,8 @@ resource "aws_lb" "this" {
   subnets                    = var.private_subnet_ids
   drop_invalid_header_fields = true
   enable_deletion_protection = var.deletion_protection
-  # Longer than the worker's REQUEST_TIMEOUT_S (100 s) so the worker answers first.
-  idle_timeout = 130
+  # Longer than the worker's REQUEST_TIMEOUT_S so the worker's own 504 arrives first.
+  idle_timeout = ceil(var.request_timeout_s) + 10
   tags         = local.tags
 }
 
@@ -16,7 +16,7 @@ resource "aws_lb_target_group" "this" {
   port                 = var.worker_port
   protocol             = "HTTP"
   vpc_id               = var.vpc_id
-  deregistration_delay = 110 # in-flight OCR finishes before an instance leaves
+  deregistration_delay = ceil(var.request_timeout_s) + 5 # in-flight OCR finishes before an instance leaves
 
   health_check {
     path                = "/health" # 503 until the model is loaded and has run once

@@ -7,9 +7,10 @@ resource "aws_iam_role" "worker" {
   tags = local.tags
 }
 
-# Least privilege: read and write results, read uploads; no list, no delete, nothing else in the bucket.
+# Least privilege: read and write results, read uploads and this release's artifacts, read the one
+# shared-secret parameter; no list, no delete, nothing else in the bucket or in SSM.
 resource "aws_iam_role_policy" "worker" {
-  name = "results-and-logs"
+  name = "worker"
   role = aws_iam_role.worker.id
   policy = jsonencode({
     Version = "2012-10-17"
@@ -25,6 +26,32 @@ resource "aws_iam_role_policy" "worker" {
         Effect   = "Allow"
         Action   = ["s3:GetObject"]
         Resource = "${var.bucket_arn}/${var.upload_prefix}*"
+      },
+      {
+        Sid      = "Release"
+        Effect   = "Allow"
+        Action   = ["s3:GetObject"]
+        Resource = "${var.bucket_arn}/${var.artifacts_prefix}${var.release}/*"
+      },
+      {
+        Sid      = "SharedSecret"
+        Effect   = "Allow"
+        Action   = ["ssm:GetParameter"]
+        Resource = aws_ssm_parameter.shared_secret.arn
+      },
+      {
+        # Session Manager (no SSH) and the SSM agent, without AmazonSSMManagedInstanceCore, which
+        # would also grant ssm:GetParameter on every parameter of the account.
+        Sid    = "SessionManager"
+        Effect = "Allow"
+        Action = [
+          "ssm:UpdateInstanceInformation",
+          "ssmmessages:CreateControlChannel", "ssmmessages:CreateDataChannel",
+          "ssmmessages:OpenControlChannel", "ssmmessages:OpenDataChannel",
+          "ec2messages:AcknowledgeMessage", "ec2messages:DeleteMessage", "ec2messages:FailMessage",
+          "ec2messages:GetEndpoint", "ec2messages:GetMessages", "ec2messages:SendReply",
+        ]
+        Resource = "*"
       },
       {
         Sid      = "OwnLogs"
@@ -47,11 +74,6 @@ resource "aws_iam_role_policy" "worker" {
       },
     ]
   })
-}
-
-resource "aws_iam_role_policy_attachment" "ssm" {
-  role       = aws_iam_role.worker.name
-  policy_arn = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
 }
 
 resource "aws_iam_instance_profile" "worker" {

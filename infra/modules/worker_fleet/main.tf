@@ -8,17 +8,27 @@ locals {
     RESULTS_PREFIX    = var.results_prefix
     UPLOAD_PREFIX     = var.upload_prefix
     AWS_REGION        = data.aws_region.current.name
-    REQUEST_TIMEOUT_S = "100"
-    HF_HUB_OFFLINE    = "1"
+    REQUEST_TIMEOUT_S = tostring(var.request_timeout_s)
   }, var.worker_env)
+  boot = "${path.module}/../../boot"
+  # The boot script's inputs; tests/boot renders the same template with its own values.
+  user_data = templatefile("${local.boot}/worker_user_data.sh.tftpl", {
+    release          = var.release
+    bucket           = var.bucket_name
+    artifacts_prefix = var.artifacts_prefix
+    region           = data.aws_region.current.name
+    secret_parameter = aws_ssm_parameter.shared_secret.name
+    require_gpu      = "1"
+    stop_timeout_s   = tostring(ceil(var.request_timeout_s) + 10)
+    env_file         = join("\n", [for key in sort(keys(local.worker_env)) : "${key}=${local.worker_env[key]}"])
+    fetch_script     = file("${local.boot}/fetch_release.py")
+    service_unit     = file("${local.boot}/ocr-worker.service.in")
+    health_check     = file("${local.boot}/health_check.sh")
+    agent_config     = templatefile("${local.boot}/cloudwatch-agent.json.tftpl", { log_group = aws_cloudwatch_log_group.worker.name })
+  })
 }
 
 data "aws_region" "current" {}
-
-data "aws_ssm_parameter" "ami" {
-  count = var.ami_id == null ? 1 : 0
-  name  = var.ami_ssm_parameter
-}
 
 resource "aws_cloudwatch_log_group" "worker" {
   name              = "/ocr/${var.name}/worker"
@@ -28,7 +38,7 @@ resource "aws_cloudwatch_log_group" "worker" {
 
 resource "aws_launch_template" "this" {
   name_prefix            = "${var.name}-worker-"
-  image_id               = coalesce(var.ami_id, try(nonsensitive(data.aws_ssm_parameter.ami[0].value), null))
+  image_id               = var.ami_id # pinned: a new AMI is a reviewed change that rolls the fleet
   instance_type          = var.instance_type
   vpc_security_group_ids = [aws_security_group.worker.id]
   update_default_version = true
@@ -58,22 +68,12 @@ resource "aws_launch_template" "this" {
     }
   }
 
-  user_data = base64encode(templatefile("${path.module}/../../boot/worker_user_data.sh.tftpl", {
-    source_archive_url = var.source_archive_url
-    install_flash_attn = var.install_flash_attn
-    model_id           = var.model_id
-    worker_env         = local.worker_env
-    log_group          = aws_cloudwatch_log_group.worker.name
-    service_unit       = file("${path.module}/../../boot/ocr-worker.service")
-    health_check       = file("${path.module}/../../boot/health_check.sh")
-    agent_config = templatefile("${path.module}/../../boot/cloudwatch-agent.json.tftpl", {
-      log_group = aws_cloudwatch_log_group.worker.name
-    })
-  }))
+  # gzip: the boot script carries its fetcher and unit; cloud-init unpacks it (16 KB user data limit).
+  user_data = base64gzip(local.user_data)
 
   tag_specifications {
     resource_type = "instance"
-    tags          = merge(local.tags, { Name = "${var.name}-worker" })
+    tags          = merge(local.tags, { Name = "${var.name}-worker", Release = var.release })
   }
 
   tag_specifications {
@@ -85,10 +85,11 @@ resource "aws_launch_template" "this" {
 }
 
 resource "aws_autoscaling_group" "this" {
-  name                      = "${var.name}-workers"
+  name = "${var.name}-workers"
+  # No desired_capacity: the ASG starts at min_size and scaling owns the count afterwards; an apply
+  # must not shrink a fleet that scaled out.
   min_size                  = var.min_size
   max_size                  = var.max_size
-  desired_capacity          = var.min_size
   vpc_zone_identifier       = var.private_subnet_ids
   target_group_arns         = [aws_lb_target_group.this.arn]
   health_check_type         = "ELB"
@@ -100,12 +101,19 @@ resource "aws_autoscaling_group" "this" {
     version = aws_launch_template.this.latest_version
   }
 
+  # A new launch template version (release, AMI, settings) replaces the fleet: new workers first,
+  # old ones leave only once the new ones are healthy.
   instance_refresh {
     strategy = "Rolling"
     preferences {
       min_healthy_percentage = 100
       max_healthy_percentage = 200
+      instance_warmup        = var.health_check_grace_s
     }
+  }
+
+  lifecycle {
+    ignore_changes = [desired_capacity]
   }
 
   dynamic "tag" {
@@ -118,6 +126,8 @@ resource "aws_autoscaling_group" "this" {
   }
 }
 
+# Request-count tracking needs a healthy target to measure: it scales 1..N, never up from zero, hence
+# min_size >= 1 (variables.tf).
 resource "aws_autoscaling_policy" "requests" {
   name                   = "${var.name}-requests-per-worker"
   autoscaling_group_name = aws_autoscaling_group.this.name

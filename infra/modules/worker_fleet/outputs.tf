@@ -37,3 +37,24 @@ output "instance_role_name" {
   description = "IAM role of the worker instances."
   value       = aws_iam_role.worker.name
 }
+
+output "shared_secret_value" {
+  description = "The edge -> worker shared secret (the edge Lambda's WORKER_SHARED_SECRET)."
+  value       = aws_ssm_parameter.shared_secret.value
+  sensitive   = true
+}
+
+output "shared_secret_parameter_name" {
+  description = "SSM parameter holding the shared secret."
+  value       = aws_ssm_parameter.shared_secret.name
+}
+
+output "user_data" {
+  description = "The rendered boot script of the workers (tests read it; holds no secret)."
+  value       = local.user_data
+}
+
+output "request_timeout_s" {
+  description = "The workers' REQUEST_TIMEOUT_S as written into their environment file."
+  value       = tonumber(local.worker_env["REQUEST_TIMEOUT_S"])
+}

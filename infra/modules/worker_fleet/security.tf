@@ -40,22 +40,14 @@ resource "aws_vpc_security_group_ingress_rule" "worker_from_alb" {
   to_port                      = var.worker_port
 }
 
-resource "aws_vpc_security_group_egress_rule" "worker_https" {
-  security_group_id = aws_security_group.worker.id
-  description       = "HTTPS out: packages, weights, SSM, CloudWatch (through the NAT)"
-  cidr_ipv4         = "0.0.0.0/0"
-  ip_protocol       = "tcp"
-  from_port         = 443
-  to_port           = 443
-}
-
-resource "aws_vpc_security_group_egress_rule" "worker_http" {
-  security_group_id = aws_security_group.worker.id
-  description       = "HTTP out: Ubuntu package mirrors"
-  cidr_ipv4         = "0.0.0.0/0"
-  ip_protocol       = "tcp"
-  from_port         = 80
-  to_port           = 80
+# No internet: AWS APIs through the interface endpoints, S3 through its gateway endpoint.
+resource "aws_vpc_security_group_egress_rule" "worker_endpoints" {
+  security_group_id            = aws_security_group.worker.id
+  description                  = "HTTPS to the interface endpoints (SSM, CloudWatch, SQS)"
+  referenced_security_group_id = var.endpoint_security_group_id
+  ip_protocol                  = "tcp"
+  from_port                    = 443
+  to_port                      = 443
 }
 
 resource "aws_vpc_security_group_egress_rule" "worker_s3" {

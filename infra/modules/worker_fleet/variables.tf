@@ -52,16 +52,14 @@ variable "instance_type" {
   default     = "g6.xlarge"
 }
 
-variable "ami_ssm_parameter" {
-  type        = string
-  description = "SSM parameter holding the GPU Deep Learning AMI id."
-  default     = "/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-ubuntu-22.04/latest/ami-id"
-}
-
 variable "ami_id" {
   type        = string
-  description = "An AMI id that overrides the SSM parameter (e.g. one with weights baked in)."
-  default     = null
+  description = "Pinned AMI of the workers: the GPU Deep Learning AMI (Ubuntu 24.04, Python 3.12) by id; README shows how to look it up."
+
+  validation {
+    condition     = can(regex("^ami-[0-9a-f]{8,17}$", var.ami_id))
+    error_message = "An AMI id (ami-...)."
+  }
 }
 
 variable "root_volume_gb" {
@@ -74,6 +72,11 @@ variable "min_size" {
   type        = number
   description = "Fewest workers (1 = always on)."
   default     = 1
+
+  validation {
+    condition     = var.min_size >= 1
+    error_message = "At least 1: scaling on requests per target cannot start a worker from zero (nothing to measure)."
+  }
 }
 
 variable "max_size" {
@@ -100,26 +103,35 @@ variable "worker_port" {
   default     = 8000
 }
 
-variable "source_archive_url" {
+variable "release" {
   type        = string
-  description = "A .tar.gz of this repository at a release (e.g. GitHub's archive of a tag); the instance installs it with the worker-gpu extra."
+  description = "Release staged by scripts/stage_artifacts.py under artifacts/<release>/; changing it rolls the fleet."
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", var.release))
+    error_message = "Letters, digits, dot, dash, underscore (it is an S3 key segment)."
+  }
 }
 
-variable "install_flash_attn" {
-  type        = bool
-  description = "Install flash-attn for the text model (may build from source for a long time)."
-  default     = false
+variable "artifacts_prefix" {
+  type        = string
+  description = "Key prefix of the staged releases in the bucket."
+  default     = "artifacts/"
 }
 
-variable "model_id" {
+variable "request_timeout_s" {
+  type        = number
+  description = "The worker's REQUEST_TIMEOUT_S, from the root's timeout budget (the ALB idle timeout and drain follow it)."
+}
+
+variable "endpoint_security_group_id" {
   type        = string
-  description = "Hugging Face id of the weights fetched once at boot."
-  default     = "deepseek-community/DeepSeek-OCR-2"
+  description = "Security group of the VPC's interface endpoints (workers send HTTPS there, not to the internet)."
 }
 
 variable "worker_env" {
   type        = map(string)
-  description = "Extra worker settings (MAX_BATCH_SIZE, REQUEST_TIMEOUT_S, ...)."
+  description = "Extra worker settings (MAX_BATCH_SIZE, MAX_QUEUE, ...)."
   default     = {}
 }
 

@@ -12,11 +12,53 @@ variables {
   s3_prefix_list_id              = "pl-0123456789abcdef0"
   bucket_name                    = "test-ocr-results"
   bucket_arn                     = "arn:aws:s3:::test-ocr-results"
-  source_archive_url             = "https://example.com/src.tar.gz"
   alb_ingress_security_group_ids = { edge_lambda = "sg-0123456789abcdef0" }
+  endpoint_security_group_id     = "sg-0eeeeeeeeeeeeeee5"
+  release                        = "2026-11-29-r1"
+  ami_id                         = "ami-0123456789abcdef0"
+  request_timeout_s              = 25
 }
 
-run "network_spans_two_azs_with_nat_and_an_s3_endpoint" {
+run "timeouts_nest_strictly_for_a_29_s_budget" {
+  command = plan
+  module {
+    source = "../../modules/timeouts"
+  }
+  variables {
+    budget_s = 29
+  }
+  assert {
+    condition     = output.worker_request_timeout_s < output.edge_worker_timeout_s && output.edge_worker_timeout_s < output.lambda_timeout_s && output.lambda_timeout_s * 1000 < output.integration_timeout_ms && output.integration_timeout_ms == 29000
+    error_message = "worker < edge read < Lambda < integration (29 s)"
+  }
+}
+
+run "timeouts_nest_strictly_for_a_120_s_budget" {
+  command = plan
+  module {
+    source = "../../modules/timeouts"
+  }
+  variables {
+    budget_s = 120
+  }
+  assert {
+    condition     = output.worker_request_timeout_s < output.edge_worker_timeout_s && output.edge_worker_timeout_s < output.lambda_timeout_s && output.lambda_timeout_s * 1000 < output.integration_timeout_ms && output.integration_timeout_ms == 120000
+    error_message = "worker < edge read < Lambda < integration (120 s)"
+  }
+}
+
+run "a_budget_beyond_api_gateway_is_refused" {
+  command = plan
+  module {
+    source = "../../modules/timeouts"
+  }
+  variables {
+    budget_s = 301
+  }
+  expect_failures = [var.budget_s]
+}
+
+run "network_spans_two_azs_privately_with_endpoints_and_no_nat_by_default" {
   command = apply
   module {
     source = "../../modules/network"
@@ -30,8 +72,17 @@ run "network_spans_two_azs_with_nat_and_an_s3_endpoint" {
     error_message = "subnets in two AZs"
   }
   assert {
-    condition     = length(aws_nat_gateway.this) == 1 && aws_vpc_endpoint.s3.vpc_endpoint_type == "Gateway"
-    error_message = "NAT on by default and an S3 gateway endpoint"
+    condition     = length(aws_nat_gateway.this) == 0 && length(aws_route.private_nat) == 0 && aws_vpc_endpoint.s3.vpc_endpoint_type == "Gateway"
+    error_message = "NAT off by default; S3 through its gateway endpoint"
+  }
+  assert {
+    condition = toset([for k, e in aws_vpc_endpoint.interface : k if e.vpc_endpoint_type == "Interface" && e.private_dns_enabled]) == toset(
+    ["ssm", "ssmmessages", "ec2messages", "ec2", "logs", "monitoring", "sqs"])
+    error_message = "interface endpoints with private DNS for SSM, Session Manager, EC2 tags, CloudWatch Logs and metrics, SQS"
+  }
+  assert {
+    condition     = alltrue([for e in aws_vpc_endpoint.interface : e.subnet_ids == toset(aws_subnet.private[*].id) && e.service_name == "com.amazonaws.us-west-2.${split(".", e.service_name)[3]}"])
+    error_message = "the endpoints sit in the private subnets, in the region"
   }
   assert {
     condition     = alltrue([for s in aws_subnet.public : !s.map_public_ip_on_launch])
@@ -39,17 +90,17 @@ run "network_spans_two_azs_with_nat_and_an_s3_endpoint" {
   }
 }
 
-run "nat_can_be_turned_off" {
+run "nat_can_be_turned_on" {
   command = plan
   module {
     source = "../../modules/network"
   }
   variables {
-    enable_nat = false
+    enable_nat = true
   }
   assert {
-    condition     = length(aws_nat_gateway.this) == 0 && length(aws_route.private_nat) == 0
-    error_message = "no NAT when enable_nat is false"
+    condition     = length(aws_nat_gateway.this) == 1 && length(aws_route.private_nat) == 1
+    error_message = "one NAT when enable_nat is true"
   }
 }
 
@@ -57,9 +108,6 @@ run "bucket_is_private_encrypted_tls_only_and_expires" {
   command = apply
   module {
     source = "../../modules/results_bucket"
-  }
-  variables {
-    cors_allowed_origins = ["https://ocr.example.com"]
   }
   assert {
     condition = alltrue([
@@ -91,8 +139,8 @@ run "bucket_is_private_encrypted_tls_only_and_expires" {
     error_message = "results, uploads and incomplete multipart uploads expire"
   }
   assert {
-    condition     = one(aws_s3_bucket_cors_configuration.this[0].cors_rule).allowed_origins == toset(["https://ocr.example.com"])
-    error_message = "CORS only for the web app's origin"
+    condition     = alltrue([for r in aws_s3_bucket_lifecycle_configuration.this.rule : r.id == "abort-incomplete-multipart" || !startswith(r.filter[0].prefix, "artifacts/")])
+    error_message = "staged releases never expire"
   }
 }
 
@@ -139,6 +187,26 @@ run "worker_fleet_is_internal_locked_down_and_least_privileged" {
     error_message = "always one worker; ELB health with a grace long enough to load the model"
   }
   assert {
+    condition     = aws_launch_template.this.image_id == "ami-0123456789abcdef0"
+    error_message = "the AMI is the pinned id, never a 'latest' parameter"
+  }
+  assert {
+    condition     = aws_autoscaling_group.this.instance_refresh[0].strategy == "Rolling" && aws_autoscaling_group.this.instance_refresh[0].preferences[0].min_healthy_percentage == 100 && aws_autoscaling_group.this.launch_template[0].version == tostring(aws_launch_template.this.latest_version)
+    error_message = "a new launch template version (release) rolls the fleet, keeping capacity"
+  }
+  assert {
+    condition     = strcontains(output.user_data, "PREFIX='artifacts/2026-11-29-r1/'") && strcontains(output.user_data, "REQUEST_TIMEOUT_S=25") && strcontains(output.user_data, "SECRET_PARAMETER='/ocr/test/worker-shared-secret'")
+    error_message = "the boot fetches this release, writes the budget's worker timeout and reads the secret's parameter"
+  }
+  assert {
+    condition     = !strcontains(output.user_data, "huggingface") && !strcontains(output.user_data, "apt-get") && strcontains(output.user_data, "--no-index")
+    error_message = "the worker boot needs no internet: no hub, no apt, pip --no-index"
+  }
+  assert {
+    condition     = aws_lb.this.idle_timeout > 25 && aws_lb_target_group.this.deregistration_delay > 25
+    error_message = "the ALB waits longer than the worker's own timeout, and drains in-flight requests"
+  }
+  assert {
     condition     = aws_autoscaling_policy.requests.target_tracking_configuration[0].predefined_metric_specification[0].predefined_metric_type == "ALBRequestCountPerTarget"
     error_message = "scaling tracks ALB requests per target"
   }
@@ -153,11 +221,35 @@ run "worker_fleet_is_internal_locked_down_and_least_privileged" {
   assert {
     condition = toset(flatten([
       for st in jsondecode(aws_iam_role_policy.worker.policy).Statement : [for r in flatten([st.Resource]) : r if startswith(r, "arn:aws:s3")]
-    ])) == toset(["arn:aws:s3:::test-ocr-results/results/*", "arn:aws:s3:::test-ocr-results/uploads/*"])
-    error_message = "S3 access only under results/ and uploads/"
+    ])) == toset(["arn:aws:s3:::test-ocr-results/results/*", "arn:aws:s3:::test-ocr-results/uploads/*", "arn:aws:s3:::test-ocr-results/artifacts/2026-11-29-r1/*"])
+    error_message = "S3 access only under results/, uploads/ and this release's artifacts"
   }
   assert {
-    condition     = aws_iam_role_policy_attachment.ssm.policy_arn == "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
+    condition = [for st in jsondecode(aws_iam_role_policy.worker.policy).Statement : st.Resource if contains(flatten([st.Action]), "ssm:GetParameter")] == [aws_ssm_parameter.shared_secret.arn] && alltrue([
+    for st in jsondecode(aws_iam_role_policy.worker.policy).Statement : !contains(flatten([st.Action]), "ssm:GetParameters") && !contains(flatten([st.Action]), "ssm:*")])
+    error_message = "the instances may read one parameter: the shared secret"
+  }
+  assert {
+    condition     = aws_ssm_parameter.shared_secret.type == "SecureString" && length(aws_ssm_parameter.shared_secret.value) >= 32
+    error_message = "the shared secret is a generated SecureString"
+  }
+  assert {
+    condition     = anytrue([for st in jsondecode(aws_iam_role_policy.worker.policy).Statement : contains(st.Action, "ssmmessages:OpenDataChannel")])
     error_message = "SSM Session Manager instead of SSH"
   }
+  assert {
+    condition     = aws_vpc_security_group_egress_rule.worker_endpoints.referenced_security_group_id == "sg-0eeeeeeeeeeeeeee5" && aws_vpc_security_group_egress_rule.worker_s3.prefix_list_id == "pl-0123456789abcdef0"
+    error_message = "workers send HTTPS only to the interface endpoints and S3, never to the internet"
+  }
+}
+
+run "a_worker_fleet_cannot_be_scaled_to_zero" {
+  command = plan
+  module {
+    source = "../../modules/worker_fleet"
+  }
+  variables {
+    min_size = 0
+  }
+  expect_failures = [var.min_size]
 }

@@ -4,6 +4,11 @@ mock_provider "aws" {
   source = "./tests/mocks"
 }
 
+override_resource {
+  target = aws_iam_role.authorizer
+  values = { arn = "arn:aws:iam::123456789012:role/authorizer" }
+}
+
 variables {
   name                         = "test"
   vpc_id                       = "vpc-0123456789abcdef0"
@@ -16,6 +21,10 @@ variables {
   bucket_name                  = "test-ocr-results"
   bucket_arn                   = "arn:aws:s3:::test-ocr-results"
   api_key_names                = ["team-a", "team-b"]
+  integration_timeout_ms       = 29000
+  lambda_timeout_s             = 28
+  worker_timeout_s             = 27
+  worker_shared_secret         = "test-shared-secret-value"
 }
 
 run "every_method_needs_a_key_through_the_request_authorizer" {
@@ -40,8 +49,8 @@ run "every_method_needs_a_key_through_the_request_authorizer" {
     error_message = "the authorizer runs edge_api.authorizer.handler from the same zip"
   }
   assert {
-    condition     = alltrue([for i in aws_api_gateway_integration.any : i.type == "AWS_PROXY" && i.timeout_milliseconds == 120000])
-    error_message = "proxy integrations to the Lambda with the 120 s integration timeout"
+    condition     = alltrue([for i in aws_api_gateway_integration.any : i.type == "AWS_PROXY" && i.timeout_milliseconds == 29000])
+    error_message = "proxy integrations to the Lambda with the budget's integration timeout"
   }
 }
 
@@ -72,7 +81,7 @@ run "gateway_errors_have_the_openai_shape" {
   }
   assert {
     condition = alltrue([for r in aws_api_gateway_gateway_response.openai :
-      keys(jsondecode(r.response_templates["application/json"]).error) == ["code", "message", "param", "type"]
+      keys(jsondecode(replace(r.response_templates["application/json"], "$context.error.messageString", "\"Forbidden\"")).error) == ["code", "message", "param", "type"]
     ])
     error_message = "every gateway response is {error: {message, type, param, code}}"
   }
@@ -89,6 +98,19 @@ run "gateway_errors_have_the_openai_shape" {
     condition     = strcontains(aws_api_gateway_gateway_response.openai["INTEGRATION_TIMEOUT"].response_templates["application/json"], "$context.requestId")
     error_message = "a timeout carries the request id"
   }
+  # Render as API Gateway does: $context.error.messageString becomes a quoted JSON string, the request
+  # id bare text. Every body must then be JSON in the OpenAI shape.
+  assert {
+    condition = alltrue([for r in aws_api_gateway_gateway_response.openai : can(jsondecode(replace(replace(
+      r.response_templates["application/json"], "$context.error.messageString", "\"Missing Authentication Token\""),
+    "$context.requestId", "c0ffee00-1234-4abc-9def-0123456789ab")).error.type)])
+    error_message = "every gateway response renders to valid JSON once API Gateway substitutes its variables"
+  }
+  assert {
+    condition = jsondecode(replace(aws_api_gateway_gateway_response.openai["ACCESS_DENIED"].response_templates["application/json"],
+    "$context.error.messageString", "\"Forbidden\"")).error.message == "Forbidden"
+    error_message = "API Gateway's own message becomes the error message, quoted once"
+  }
 }
 
 run "the_lambda_runs_in_the_vpc_with_nested_timeouts_and_no_keys_in_logs" {
@@ -101,8 +123,29 @@ run "the_lambda_runs_in_the_vpc_with_nested_timeouts_and_no_keys_in_logs" {
     error_message = "the API Lambda runs in the private subnets with its own security group"
   }
   assert {
-    condition     = aws_lambda_function.api.timeout * 1000 < 120000 && tonumber(aws_lambda_function.api.environment[0].variables.WORKER_TIMEOUT_S) < aws_lambda_function.api.timeout
-    error_message = "worker read timeout < Lambda timeout < integration timeout"
+    condition     = aws_lambda_function.api.timeout == 28 && tonumber(nonsensitive(aws_lambda_function.api.environment[0].variables.WORKER_TIMEOUT_S)) == 27
+    error_message = "the Lambda timeout and the edge's read timeout come from the budget"
+  }
+  assert {
+    condition     = tonumber(nonsensitive(aws_lambda_function.api.environment[0].variables.MAX_BODY_BYTES)) + 262144 <= 6291456
+    error_message = "MAX_BODY_BYTES leaves room for the event envelope inside Lambda's 6 MB payload"
+  }
+  assert {
+    condition     = nonsensitive(aws_lambda_function.api.environment[0].variables.WORKER_SHARED_SECRET) == "test-shared-secret-value"
+    error_message = "the edge gets the shared secret it sends to the workers"
+  }
+  assert {
+    condition     = aws_lambda_function.api.reserved_concurrent_executions == -1 && coalesce(aws_lambda_function.authorizer.reserved_concurrent_executions, -1) == -1
+    error_message = "no reserved concurrency (fails on new accounts, whose limit is 10)"
+  }
+  assert {
+    condition     = aws_lambda_function.authorizer.role == "arn:aws:iam::123456789012:role/authorizer" && aws_lambda_function.api.role != aws_lambda_function.authorizer.role
+    error_message = "the authorizer runs under its own role"
+  }
+  assert {
+    condition = [for st in jsondecode(aws_iam_role_policy.authorizer.policy).Statement : st.Action] == [["logs:CreateLogStream", "logs:PutLogEvents"]] && alltrue([
+    for st in jsondecode(aws_iam_role_policy.authorizer.policy).Statement : st.Resource == "${aws_cloudwatch_log_group.authorizer.arn}:*"])
+    error_message = "the authorizer's role may write its own logs and nothing else"
   }
   assert {
     condition     = aws_lambda_function.api.environment[0].variables.WORKER_URL == "http://internal-test.us-west-2.elb.amazonaws.com"
@@ -134,8 +177,10 @@ run "the_web_app_is_https_behind_a_login_and_only_its_alb_is_public" {
     cognito_domain_prefix = "test-ocr"
     edge_url              = "https://mockapi.execute-api.us-west-2.amazonaws.com/prod"
     web_api_key_value     = "test-key-value"
-    source_archive_url    = "https://example.com/src.tar.gz"
     allowed_cidrs         = ["203.0.113.0/24"]
+    release               = "2026-11-29-r1"
+    ami_id                = "ami-0fedcba9876543210"
+    internet_egress       = true
   }
   assert {
     condition     = aws_lb.this.internal == false && aws_lb_listener.https.protocol == "HTTPS"
@@ -165,6 +210,10 @@ run "the_web_app_is_https_behind_a_login_and_only_its_alb_is_public" {
     condition     = aws_cognito_user_pool.this.admin_create_user_config[0].allow_admin_create_user_only
     error_message = "no self sign-up"
   }
+  assert {
+    condition     = aws_launch_template.this.image_id == "ami-0fedcba9876543210" && aws_autoscaling_group.this.instance_refresh[0].strategy == "Rolling"
+    error_message = "a pinned AMI, and a new release or AMI replaces the instance"
+  }
 }
 
 run "alarms_cover_errors_latency_health_gpu_memory_and_lambda" {
@@ -193,4 +242,32 @@ run "alarms_cover_errors_latency_health_gpu_memory_and_lambda" {
     condition     = alltrue([for a in [aws_cloudwatch_metric_alarm.api_5xx_rate, aws_cloudwatch_metric_alarm.unhealthy_workers, aws_cloudwatch_metric_alarm.gpu_memory, aws_cloudwatch_metric_alarm.lambda_errors] : contains(a.alarm_actions, aws_sns_topic.this.arn)])
     error_message = "every alarm notifies the topic"
   }
+  assert {
+    condition     = aws_sns_topic.this.kms_master_key_id == aws_kms_key.alarms.arn && !startswith(aws_sns_topic.this.kms_master_key_id, "alias/aws/")
+    error_message = "the topic uses the customer-managed key (CloudWatch cannot use alias/aws/sns)"
+  }
+  assert {
+    condition = anytrue([for st in jsondecode(aws_kms_key.alarms.policy).Statement :
+      st.Effect == "Allow" && try(st.Principal.Service, "") == "cloudwatch.amazonaws.com" && contains(flatten([st.Action]), "kms:Decrypt") && contains(flatten([st.Action]), "kms:GenerateDataKey*")
+    ]) && aws_kms_key.alarms.enable_key_rotation
+    error_message = "the key's policy lets CloudWatch encrypt for SNS; rotation on"
+  }
+}
+
+run "the_web_app_refuses_to_boot_without_internet_egress" {
+  command = plan
+  module {
+    source = "../../modules/web"
+  }
+  variables {
+    certificate_arn       = "arn:aws:acm:us-west-2:123456789012:certificate/00000000-0000-0000-0000-000000000000"
+    domain_name           = "ocr.example.com"
+    cognito_domain_prefix = "test-ocr"
+    edge_url              = "https://mockapi.execute-api.us-west-2.amazonaws.com/prod"
+    web_api_key_value     = "test-key-value"
+    release               = "2026-11-29-r1"
+    ami_id                = "ami-0fedcba9876543210"
+    internet_egress       = false
+  }
+  expect_failures = [aws_launch_template.this]
 }

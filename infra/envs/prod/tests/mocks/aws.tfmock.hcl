@@ -60,3 +60,12 @@ mock_resource "aws_launch_template" {
 mock_resource "aws_api_gateway_stage" {
   defaults = { invoke_url = "https://mockapi.execute-api.us-west-2.amazonaws.com/prod" }
 }
+mock_data "aws_secretsmanager_random_password" {
+  defaults = { random_password = "mockmockmockmockmockmockmockmockmockmockmockmock" }
+}
+mock_data "aws_caller_identity" {
+  defaults = { account_id = "123456789012" }
+}
+mock_resource "aws_kms_key" {
+  defaults = { arn = "arn:aws:kms:us-west-2:123456789012:key/00000000-0000-0000-0000-000000000000", key_id = "00000000-0000-0000-0000-000000000000" }
+}
