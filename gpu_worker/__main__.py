@@ -7,6 +7,7 @@ import logging
 import uvicorn
 
 from gpu_worker.app import build_app
+from gpu_worker.http_server import server_config
 from gpu_worker.settings import load_settings
 
 
@@ -17,13 +18,7 @@ def main() -> None:
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     app = build_app(settings)
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level.lower(),
-        timeout_graceful_shutdown=int(settings.request_timeout_s) + 5,
-    )
+    uvicorn.Server(server_config(app, settings)).run()
 
 
 if __name__ == "__main__":

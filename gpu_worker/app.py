@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated
@@ -11,15 +13,15 @@ from fastapi import FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gpu_worker.consumer import start_jobs_consumer
 from gpu_worker.engines import Engine, create_engine
+from gpu_worker.limits import BodyLimit
 from gpu_worker.metrics import WorkerMetrics
 from gpu_worker.protocol import (
     ChatCompletion,
     ChatCompletionRequest,
     ModelList,
-    PayloadTooLarge,
     ServiceError,
     error_body,
     http_error_body,
@@ -30,6 +32,7 @@ from gpu_worker.settings import WorkerSettings
 from gpu_worker.storage import ResultStore
 
 log = logging.getLogger(__name__)
+SECRET_HEADER = "x-worker-secret"  # the edge proves itself with this; only then are owner and id trusted
 
 
 def error_response(exc: Exception, request_id: str | None = None) -> JSONResponse:
@@ -49,52 +52,12 @@ def error_response(exc: Exception, request_id: str | None = None) -> JSONRespons
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-class BodyLimit:
-    """Refuses request bodies over `limit` bytes with a 413: by Content-Length, or while reading a chunked body."""
-
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app = app
-        self.limit = limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        too_large = error_response(PayloadTooLarge(f"The request body is larger than {self.limit} bytes."))
-        declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            await too_large(scope, receive, send)
-            return
-        # Read the body here (FastAPI would read all of it anyway) so an oversize one never reaches the app.
-        chunks, size = [], 0
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                await self.app(scope, _replay([message]), send)
-                return
-            chunks.append(message.get("body", b""))
-            size += len(chunks[-1])
-            if size > self.limit:
-                await too_large(scope, receive, send)
-                return
-            if not message.get("more_body", False):
-                break
-        body = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
-        await self.app(scope, _replay([body], receive), send)
-
-
-def _replay(messages: list[Message], then: Receive | None = None) -> Receive:
-    """A receive() that hands out `messages`, then defers to `then` (e.g. to see a disconnect)."""
-    pending = list(messages)
-
-    async def receive() -> Message:
-        if pending:
-            return pending.pop(0)
-        if then is not None:
-            return await then()
-        return {"type": "http.disconnect"}
-
-    return receive
+def trusted(settings: WorkerSettings, presented: str | None) -> bool:
+    """True when the caller sent the shared secret (constant-time compare); never when none is configured."""
+    secret = settings.worker_shared_secret
+    if secret is None or not secret.get_secret_value() or presented is None:
+        return False
+    return hmac.compare_digest(presented.encode(), secret.get_secret_value().encode())
 
 
 def build_app(
@@ -107,7 +70,10 @@ def build_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await service.start()
+        consumer = start_jobs_consumer(service)  # the jobs queue: a peer of these routes (None when unset)
         yield
+        if consumer is not None:
+            await consumer.stop(settings.request_timeout_s)
         await service.stop()
 
     app = FastAPI(title="DeepSeek-OCR worker", version="0.1.0", lifespan=lifespan)
@@ -120,7 +86,8 @@ def build_app(
     @app.exception_handler(StarletteHTTPException)
     @app.exception_handler(Exception)
     async def handle(request: Request, exc: Exception) -> JSONResponse:
-        return error_response(exc, request.headers.get("x-request-id"))
+        from_edge = trusted(settings, request.headers.get(SECRET_HEADER))
+        return error_response(exc, request.headers.get("x-request-id") if from_edge else None)
 
     @app.get("/livez")
     async def livez() -> dict[str, str]:
@@ -129,7 +96,7 @@ def build_app(
 
     @app.get("/health")
     async def health() -> JSONResponse:
-        """200 once the engine is loaded and has run; 503 before or after a failed load."""
+        """200 once the engine is loaded and has run (`degraded` naming S3 when it fails); 503 before."""
         report = service.health()
         return JSONResponse(report, status_code=200 if service.ready else 503)
 
@@ -153,15 +120,21 @@ def build_app(
         },
     )
     async def chat_completions(
+        request: Request,
         body: ChatCompletionRequest,
         x_request_id: Annotated[str | None, Header()] = None,
         x_ocr_owner: Annotated[str | None, Header()] = None,
+        x_worker_secret: Annotated[str | None, Header(include_in_schema=False)] = None,
     ) -> Response:
         """OCR one page image, as an OpenAI chat completion (or a stream of chunks)."""
-        request_id = request_id_from(x_request_id)
+        # Only the edge (holding the shared secret) may choose the request id or act for an owner.
+        from_edge = trusted(settings, x_worker_secret)
+        request_id = request_id_from(x_request_id if from_edge else None)
+        owner = x_ocr_owner if from_edge else None
+        received = getattr(request.state, "received", None) or time.perf_counter()
         headers = {"X-Request-ID": request_id}
         try:
-            job = await service.accept(body, request_id, x_ocr_owner)
+            job = await service.accept(body, request_id, owner, received)
             if body.stream:
                 return StreamingResponse(
                     service.stream(job), media_type="text/event-stream",
@@ -173,5 +146,5 @@ def build_app(
             return error_response(exc, request_id)
         return JSONResponse(response.model_dump(mode="json"), headers=headers)
 
-    app.add_middleware(BodyLimit, limit=body_limit)
+    app.add_middleware(BodyLimit, limit=body_limit, timeout_s=settings.body_timeout_s, respond=error_response)
     return app

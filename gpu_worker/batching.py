@@ -1,6 +1,10 @@
-"""The batching loop: a bounded queue; batches of up to MAX_BATCH_SIZE or what came within BATCH_TIMEOUT_MS.
+"""The batching loop: a bounded queue; batches of up to MAX_BATCH_SIZE, started as soon as the engine is free.
 
-The engine runs in one worker thread, so the event loop keeps answering `/livez` and streaming.
+An idle engine starts on the first request at once (no window at one caller); requests that arrive while a
+batch runs form the next one, so batching under load comes from the queue itself. The loop waits up to
+BATCH_TIMEOUT_MS for more only while requests are known to be on their way in (accepted, image still being
+read). Admission is by estimated wait, not only by count: a request that would wait past its budget gets
+an early 429. The engine runs in one worker thread, so the event loop keeps answering `/livez` and streaming.
 """
 
 from __future__ import annotations
@@ -8,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -47,6 +52,8 @@ class BatchLoop:
         self._task: asyncio.Task[None] | None = None
         self._busy = 0
         self._accepting = True
+        self.incoming = 0  # requests accepted by serving whose image is still being read
+        self.batch_s: float | None = None  # recent engine time per batch (moving average)
 
     @property
     def depth(self) -> int:
@@ -57,8 +64,17 @@ class BatchLoop:
         """Start the loop on the running event loop."""
         self._task = asyncio.get_running_loop().create_task(self._run(), name="batch-loop")
 
-    def submit(self, request: OcrRequest, on_piece: PieceCallback | None = None) -> Pending:
-        """Queue one request; raises RateLimited (429) when the queue is full."""
+    def estimated_wait_s(self) -> float:
+        """Seconds until a request queued now would have its result: batches ahead, the running one, its own."""
+        if self.batch_s is None:
+            return 0.0
+        ahead = math.ceil(self._queue.qsize() / self.max_batch) + (1 if self._busy else 0)
+        return (ahead + 1) * self.batch_s
+
+    def submit(
+        self, request: OcrRequest, on_piece: PieceCallback | None = None, budget_s: float | None = None
+    ) -> Pending:
+        """Queue one request; RateLimited (429) when the queue is full or the wait would exceed `budget_s`."""
         if not self._accepting:
             raise NotReady("The worker is shutting down.", headers={"Retry-After": "5"})
         if self._queue.qsize() >= self.max_queue:
@@ -66,6 +82,17 @@ class BatchLoop:
                 f"The worker's queue is full ({self.max_queue} waiting); retry shortly.",
                 code="queue_full",
                 headers={"Retry-After": "2"},
+            )
+        wait = self.estimated_wait_s()
+        # With nothing queued or running, the request is tried whatever the estimate: it can only be itself.
+        if budget_s is not None and (self._queue.qsize() or self._busy) and wait > budget_s:
+            self.metrics.admission_rejected.inc()
+            retry = max(1, math.ceil(wait - budget_s))
+            raise RateLimited(
+                f"The worker is busy: the estimated wait is {wait:.1f} s, over this request's {budget_s:.1f} s "
+                f"budget; retry in about {retry} s.",
+                code="queue_full",
+                headers={"Retry-After": str(retry)},
             )
         pending = Pending(request, asyncio.get_running_loop().create_future(), on_piece)
         self._queue.put_nowait(pending)
@@ -86,19 +113,23 @@ class BatchLoop:
 
     async def _collect(self) -> list[Pending]:
         batch = [await self._queue.get()]
+        self._take_waiting(batch)
+        # Hold the batch open only while more requests are known to be coming (never at one caller).
         deadline = time.monotonic() + self.timeout_s
-        while len(batch) < self.max_batch:
+        while len(batch) < self.max_batch and self.incoming > 0:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                # Take whatever is already waiting without sleeping any longer.
-                while len(batch) < self.max_batch and not self._queue.empty():
-                    batch.append(self._queue.get_nowait())
                 break
             try:
                 batch.append(await asyncio.wait_for(self._queue.get(), remaining))
             except TimeoutError:
                 break
+            self._take_waiting(batch)
         return batch
+
+    def _take_waiting(self, batch: list[Pending]) -> None:
+        while len(batch) < self.max_batch and not self._queue.empty():
+            batch.append(self._queue.get_nowait())
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -126,7 +157,9 @@ class BatchLoop:
                 results = [OcrResult(error=error) for _ in batch]
             finally:
                 self._busy = 0
-            self.metrics.inference.observe(time.perf_counter() - started)
+            elapsed = time.perf_counter() - started
+            self.metrics.inference.observe(elapsed)
+            self.batch_s = elapsed if self.batch_s is None else 0.7 * self.batch_s + 0.3 * elapsed
             for item, result in zip(batch, results, strict=True):
                 if not item.future.done():
                     item.future.set_result(result)

@@ -6,7 +6,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 
 class WorkerMetrics:
-    """Requests by status, latency, queue depth, batch sizes, tokens, S3 failures, GPU memory."""
+    """Requests by status, latency, queue depth, batch sizes, tokens, S3 failures, the spool, GPU memory."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -32,6 +32,25 @@ class WorkerMetrics:
         self.s3_failures = Counter(
             "ocr_s3_failures", "Result writes to S3 that failed", registry=self.registry
         )
+        self.spool_results = Gauge(
+            "ocr_spool_results", "Results kept on local disk until S3 takes them", registry=self.registry
+        )
+        self.spool_bytes = Gauge("ocr_spool_bytes", "Bytes held by the result spool", registry=self.registry)
+        self.spool_written = Counter(
+            "ocr_spool_written", "Spooled results written to S3 later", registry=self.registry
+        )
+        self.spool_dropped = Gauge(
+            "ocr_spool_dropped",
+            "Spooled results pushed out (oldest first) by a full spool",
+            registry=self.registry,
+        )
+        self.results_lost = Counter(
+            "ocr_results_lost", "Results neither written to S3 nor kept in the spool", registry=self.registry
+        )
+        self.admission_rejected = Counter(
+            "ocr_admission_rejected", "Requests refused early because the estimated wait was too long",
+            registry=self.registry,
+        )  # fmt: skip
         self.gpu_memory = Gauge(
             "ocr_gpu_memory_bytes", "GPU memory allocated by the engine", registry=self.registry
         )

@@ -1,37 +1,40 @@
-"""Serving: OpenAI chat request <-> OCR request; jobs that outlive their callers; results to S3."""
+"""Serving: OpenAI chat request <-> OCR request; jobs that outlive their callers; results stored off the response path.
+
+Three bounded pools keep the parts apart: S3 calls (`s3`), image decoding (`decode`) and the engine
+(the batching loop's own thread), so a hung S3 cannot starve decoding, the batch loop or /health.
+Every deadline counts from the moment the request arrived (`received`), image reading included.
+Streaming lives in `streaming.py`, result writes and the spool in `results.py`.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import json
 import logging
+import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
-from botocore.exceptions import BotoCoreError, ClientError
 from PIL import Image
 
 from gpu_worker.annotate import annotate_png
 from gpu_worker.batching import BatchLoop, Pending
 from gpu_worker.engines.base import Engine
-from gpu_worker.grounding import StreamCleaner
 from gpu_worker.intake import decode_image
 from gpu_worker.metrics import WorkerMetrics
 from gpu_worker.protocol import (
     MODEL_ALIAS,
     REQUEST_ID_RE,
     ChatCompletion,
-    ChatCompletionChunk,
     ChatCompletionRequest,
     Choice,
-    ChunkChoice,
     DataImage,
-    DeltaMessage,
     GatewayTimeout,
     ImageSize,
     ModelCard,
@@ -48,11 +51,15 @@ from gpu_worker.protocol import (
     mode_cards,
     parse_image_url,
 )
+from gpu_worker.results import S3_ERRORS, ResultWriter
 from gpu_worker.settings import WorkerSettings
+from gpu_worker.spool import ResultSpool, StoredObject
 from gpu_worker.storage import ResultStore, result_prefix
+from gpu_worker.streaming import sse_events
 from gpu_worker.types import OcrRequest, OcrResult
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def request_id_from(header: str | None) -> str:
@@ -71,6 +78,7 @@ class Job:
     request: OcrRequest
     pending: Pending
     received: float
+    owner: str | None = None
     pieces: asyncio.Queue[str] | None = None
     task: asyncio.Task[ChatCompletion] | None = None
 
@@ -87,6 +95,18 @@ class OcrService:
             engine, metrics, max_batch=settings.max_batch_size, timeout_ms=settings.batch_timeout_ms,
             max_queue=settings.max_queue,
         )  # fmt: skip
+        self.s3_pool = ThreadPoolExecutor(max_workers=settings.s3_threads, thread_name_prefix="s3")
+        self.decode_pool = ThreadPoolExecutor(
+            max_workers=settings.decode_threads, thread_name_prefix="decode"
+        )
+        spool_dir = settings.spool_dir or str(
+            Path(tempfile.gettempdir()) / f"ocr-worker-spool-{settings.port}"
+        )
+        self.writer = ResultWriter(
+            store, ResultSpool(spool_dir, settings.spool_max_bytes), metrics, self.s3_pool,
+            retry_s=settings.spool_retry_s, probe_interval_s=settings.s3_probe_interval_s,
+            probe_timeout_s=settings.s3_connect_timeout_s + settings.s3_read_timeout_s,
+        )  # fmt: skip
         self.ready = False
         self.load_error: str | None = None
         self._jobs: set[asyncio.Task[Any]] = set()
@@ -95,8 +115,9 @@ class OcrService:
     # ---- lifecycle -------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Start the loop and load the engine in the background (so /livez answers meanwhile)."""
+        """Start the loop, the result writer, and load the engine in the background (/livez answers meanwhile)."""
         self.loop.start()
+        self.writer.start()
         self._load_task = asyncio.create_task(self._load())
 
     async def _load(self) -> None:
@@ -108,25 +129,27 @@ class OcrService:
             log.error("engine %s failed to load: %s", self.engine.name, self.load_error)
             return
         self.ready = True
-        log.info(
-            "engine %s ready on %s in %.1f s",
-            self.engine.name,
-            self.engine.device,
-            time.perf_counter() - started,
-        )
+        log.info("engine %s ready on %s in %.1f s", self.engine.name, self.engine.device,
+                 time.perf_counter() - started)  # fmt: skip
 
     async def stop(self) -> None:
-        """Finish queued and running requests and store their results, then stop."""
+        """Finish queued and running requests and store (or spool) their results, then stop."""
         timeout = self.settings.request_timeout_s
         await self.loop.drain(timeout)
         if self._jobs:
             await asyncio.wait(self._jobs, timeout=timeout)
+        await self.writer.stop(timeout)
         if self._load_task is not None and not self._load_task.done():
             self._load_task.cancel()
+        self.s3_pool.shutdown(wait=False, cancel_futures=True)
+        self.decode_pool.shutdown(wait=False, cancel_futures=True)
 
     def health(self) -> dict[str, Any]:
-        """What /health reports."""
+        """What /health reports: the engine's state, plus `degraded` naming a dependency that fails."""
+        s3 = self.writer.health()
         status = "ok" if self.ready else ("error" if self.load_error else "loading")
+        if status == "ok" and not s3["ok"]:
+            status = "degraded"
         return {
             "status": status,
             "engine": self.engine.name,
@@ -134,6 +157,8 @@ class OcrService:
             "device": self.engine.device,
             "queue_depth": self.loop.depth,
             "error": self.load_error,
+            "degraded": [] if s3["ok"] else ["s3"],
+            "dependencies": {"s3": s3},
         }
 
     def models(self) -> ModelList:
@@ -147,9 +172,11 @@ class OcrService:
 
     # ---- requests --------------------------------------------------------------------------------
 
-    async def accept(self, body: ChatCompletionRequest, request_id: str, owner: str | None) -> Job:
+    async def accept(
+        self, body: ChatCompletionRequest, request_id: str, owner: str | None, received: float | None = None
+    ) -> Job:
         """Validate, read the image, and queue: every 4xx is raised here, before any work is done."""
-        received = time.perf_counter()
+        received = received if received is not None else time.perf_counter()
         if body.model not in (MODEL_ALIAS, self.engine.model_id):
             raise ModelNotFound(
                 f"The model {body.model!r} does not exist; use {MODEL_ALIAS!r} or {self.engine.model_id!r}.",
@@ -159,21 +186,25 @@ class OcrService:
         self.engine.check_task(spec.task)
         if not self.ready:
             raise NotReady(self._not_ready_message(), headers={"Retry-After": "10"})
-        image = await asyncio.to_thread(self._read_image, spec.image_url)
-        request = OcrRequest(
-            request_id=request_id,
-            image=image,
-            task=spec.task,
-            mode=spec.mode,
-            prompt=spec.prompt,
-            ref_text=spec.ref_text,
-            max_new_tokens=min(spec.max_tokens or self.settings.max_new_tokens, self.settings.max_new_tokens),
-            temperature=spec.temperature,
-        )
-        pieces: asyncio.Queue[str] | None = asyncio.Queue() if spec.stream else None
-        pending = self.loop.submit(request, pieces.put_nowait if pieces is not None else None)
-        job = Job(request_id, spec, request, pending, received, pieces)
-        job.task = asyncio.create_task(self._finish(job, owner))
+        from gpu_worker.pages import accept_document, is_document  # pages builds on this module
+
+        if is_document(spec.image_url):  # a PDF: one request per page, answered together
+            return await accept_document(self, spec, request_id, owner, received)
+        self.loop.incoming += 1  # tells the loop more work is on its way (worth holding a batch open for)
+        try:
+            image = await self._read_image(spec.image_url, owner, received)
+            request = OcrRequest(
+                request_id=request_id, image=image, task=spec.task, mode=spec.mode, prompt=spec.prompt,
+                ref_text=spec.ref_text, temperature=spec.temperature,
+                max_new_tokens=min(spec.max_tokens or self.settings.max_new_tokens, self.settings.max_new_tokens),
+            )  # fmt: skip
+            pieces: asyncio.Queue[str] | None = asyncio.Queue() if spec.stream else None
+            budget = self._remaining(received) * self.settings.admission_wait_fraction
+            pending = self.loop.submit(request, pieces.put_nowait if pieces is not None else None, budget)
+        finally:
+            self.loop.incoming -= 1
+        job = Job(request_id, spec, request, pending, received, owner, pieces)
+        job.task = asyncio.create_task(self._finish(job))
         self._jobs.add(job.task)
         job.task.add_done_callback(self._jobs.discard)
         return job
@@ -183,44 +214,84 @@ class OcrService:
             return f"The OCR engine failed to load: {self.load_error}"
         return "The OCR engine is still loading; retry shortly."
 
-    def _read_image(self, url: str) -> Image.Image:
+    def _remaining(self, received: float) -> float:
+        return self.settings.request_timeout_s - (time.perf_counter() - received)
+
+    async def _bounded(
+        self, pool: ThreadPoolExecutor, received: float, what: str, call: Callable[[], T]
+    ) -> T:
+        """Run a blocking call in `pool`, within what is left of the request's budget."""
+        future: Awaitable[T] = asyncio.get_running_loop().run_in_executor(pool, call)
+        try:
+            return await asyncio.wait_for(future, max(self._remaining(received), 0.001))
+        except TimeoutError:
+            raise GatewayTimeout(
+                f"The request timed out after {self.settings.request_timeout_s:g} s while {what}; it was not "
+                "run and no result will be stored."
+            ) from None
+
+    async def _read_image(self, url: str, owner: str | None, received: float) -> Image.Image:
         reference = parse_image_url(url, max_bytes=self.settings.max_image_bytes)
         if isinstance(reference, DataImage):
             data = reference.data
         else:
+            self.store.check_upload(reference.bucket, reference.key, owner)
+            limit = self.settings.max_image_bytes
             try:
-                data = self.store.fetch_upload(reference.bucket, reference.key, self.settings.max_image_bytes)
-            except (ClientError, BotoCoreError) as exc:
+                data = await self._bounded(
+                    self.s3_pool, received, "reading the uploaded image from S3",
+                    lambda: self.store.fetch_upload(reference.bucket, reference.key, limit),
+                )  # fmt: skip
+            except S3_ERRORS as exc:
                 raise UpstreamError(
-                    f"Could not read the uploaded image from S3 ({type(exc).__name__})."
+                    f"Could not read the uploaded image from S3 ({type(exc).__name__}); retry shortly.",
+                    headers={"Retry-After": "5"},
                 ) from None
-        return decode_image(
-            data, max_bytes=self.settings.max_image_bytes, max_pixels=self.settings.max_image_pixels
-        )
+        max_bytes, max_pixels = self.settings.max_image_bytes, self.settings.max_image_pixels
+        return await self._bounded(
+            self.decode_pool, received, "decoding the image",
+            lambda: decode_image(data, max_bytes=max_bytes, max_pixels=max_pixels),
+        )  # fmt: skip
+
+    def _timeout_error(self, job: Job) -> GatewayTimeout:
+        """The 504 for a job that reached the model: it promises a stored result only when one will be."""
+        head = f"The request timed out after {self.settings.request_timeout_s:g} s; "
+        if self.writer.can_promise():
+            tail = f"it is still running and its result will be stored under request id {job.request_id}."
+        else:
+            tail = (
+                f"it is still running (request id {job.request_id}), but S3 is unavailable and the local "
+                "spool is full, so its result may not be stored."
+            )
+        return GatewayTimeout(head + tail, headers={"X-Request-ID": job.request_id})
 
     async def wait(self, job: Job) -> ChatCompletion:
         """The finished response, or a 504 carrying the request id (the job still finishes and stores)."""
         assert job.task is not None
-        remaining = self.settings.request_timeout_s - (time.perf_counter() - job.received)
         try:
-            return await asyncio.wait_for(asyncio.shield(job.task), max(remaining, 0.001))
+            return await asyncio.wait_for(asyncio.shield(job.task), max(self._remaining(job.received), 0.001))
         except TimeoutError:
-            raise GatewayTimeout(
-                f"The request timed out after {self.settings.request_timeout_s:g} s; its result will be stored "
-                f"under request id {job.request_id}.",
-                headers={"X-Request-ID": job.request_id},
-            ) from None
+            raise self._timeout_error(job) from None
 
-    async def _finish(self, job: Job, owner: str | None) -> ChatCompletion:
+    def stream(self, job: Job) -> AsyncIterator[str]:
+        """SSE lines for one job (see `streaming.py`)."""
+        deadline = job.received + self.settings.request_timeout_s
+        return sse_events(job, self.engine.model_id, deadline, lambda: self._timeout_error(job))
+
+    async def _finish(self, job: Job) -> ChatCompletion:
         result = await job.pending.future
-        total_ms = (time.perf_counter() - job.received) * 1000
         prefix = result_prefix(self.settings.results_prefix, job.request_id)
         if result.error is not None:
-            await asyncio.to_thread(self._store_error, prefix, job, owner, result.error)
-            self.metrics.requests.labels(status=str(_status_of(result.error))).inc()
+            status = _status_of(result.error)
+            body = result.error.to_body() if isinstance(result.error, ServiceError) else {
+                "error": {"message": str(result.error)}}  # fmt: skip
+            document = _stored(job, status, body)
+            self.writer.submit(job.request_id, lambda: [_json_object(prefix + "result.json", document)])
+            self.metrics.requests.labels(status=str(status)).inc()
             raise result.error
+        total_ms = (time.perf_counter() - job.received) * 1000
         response = self._response(job, result, total_ms)
-        await asyncio.to_thread(self._store, prefix, job, owner, result, response)
+        self._store(prefix, job, result, response)
         self.metrics.tokens.labels(kind="prompt").inc(result.prompt_tokens)
         self.metrics.tokens.labels(kind="completion").inc(result.completion_tokens)
         self.metrics.requests.labels(status="200").inc()
@@ -230,133 +301,54 @@ class OcrService:
     def _response(self, job: Job, result: OcrResult, total_ms: float) -> ChatCompletion:
         width, height = job.request.image.size
         ocr = OcrExtension(
-            request_id=job.request_id,
-            task=job.spec.task,
-            mode=job.spec.mode,
-            engine=self.engine.name,
-            image=ImageSize(width=width, height=height),
-            boxes=result.boxes,
-            raw=result.raw,
-            repetition_detected=result.repetition_detected,
-            image_tokens=result.image_tokens,
-            tiles=result.tiles,
-            timings_ms=Timings(
-                queue=round(job.pending.queue_ms, 1),
-                inference=round(result.inference_ms, 1),
-                total=round(total_ms, 1),
-            ),
-        )
+            request_id=job.request_id, task=job.spec.task, mode=job.spec.mode, engine=self.engine.name,
+            image=ImageSize(width=width, height=height), boxes=result.boxes, raw=result.raw,
+            repetition_detected=result.repetition_detected, image_tokens=result.image_tokens, tiles=result.tiles,
+            timings_ms=Timings(queue=round(job.pending.queue_ms, 1), inference=round(result.inference_ms, 1),
+                               total=round(total_ms, 1)),
+        )  # fmt: skip
+        usage = Usage(prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens,
+                      total_tokens=result.prompt_tokens + result.completion_tokens)  # fmt: skip
         return ChatCompletion(
-            id=job.request_id,
-            model=self.engine.model_id,
-            choices=[
-                Choice(message=ResponseMessage(content=result.text), finish_reason=result.finish_reason)
-            ],
-            usage=Usage(
-                prompt_tokens=result.prompt_tokens,
-                completion_tokens=result.completion_tokens,
-                total_tokens=result.prompt_tokens + result.completion_tokens,
-            ),
-            ocr=ocr,
-        )
+            id=job.request_id, model=self.engine.model_id, usage=usage, ocr=ocr,
+            choices=[Choice(message=ResponseMessage(content=result.text), finish_reason=result.finish_reason)],
+        )  # fmt: skip
 
-    def _store(
-        self, prefix: str, job: Job, owner: str | None, result: OcrResult, response: ChatCompletion
-    ) -> None:
-        """Write annotated.png (when there are boxes) and result.json; on failure, warn instead."""
-        try:
-            if result.boxes:
-                key = prefix + "annotated.png"
-                self.store.put(key, annotate_png(job.request.image, result.boxes), "image/png")
-                response.ocr.annotated_image = self.store.link(key)
-            key = prefix + "result.json"
-            response.ocr.result = self.store.link(key)
-            self.store.put_json(key, _stored(job, owner, 200, response.model_dump(mode="json")))
-        except (ClientError, BotoCoreError, OSError) as exc:
-            log.warning("storing result %s failed: %s", job.request_id, exc)
-            self.metrics.s3_failures.inc()
-            response.ocr.result = None
-            response.ocr.warnings.append(f"The result could not be stored in S3 ({type(exc).__name__}).")
-
-    def _store_error(self, prefix: str, job: Job, owner: str | None, error: Exception) -> None:
-        status = _status_of(error)
-        body = error.to_body() if isinstance(error, ServiceError) else {"error": {"message": str(error)}}
-        try:
-            self.store.put_json(prefix + "result.json", _stored(job, owner, status, body))
-        except (ClientError, BotoCoreError, OSError) as exc:
-            log.warning("storing error result %s failed: %s", job.request_id, exc)
-            self.metrics.s3_failures.inc()
-
-    # ---- streaming -------------------------------------------------------------------------------
-
-    async def stream(self, job: Job) -> AsyncIterator[str]:
-        """SSE lines: a role chunk, content deltas, a final chunk with `ocr`, then [DONE]."""
-        pieces = job.pieces if job.pieces is not None else asyncio.Queue()
-        cleaner = StreamCleaner()
-        model = self.engine.model_id
-
-        def chunk(**kwargs: Any) -> str:
-            return (
-                "data: "
-                + ChatCompletionChunk(id=job.request_id, model=model, **kwargs).model_dump_json(
-                    exclude_none=True
-                )
-                + "\n\n"
+    def _store(self, prefix: str, job: Job, result: OcrResult, response: ChatCompletion) -> None:
+        """Hand annotated.png (when there are boxes) and result.json to the writer; the links are signed
+        locally (no S3 call), so the response does not wait for the write."""
+        if not self.writer.can_promise():
+            self.metrics.results_lost.inc()
+            response.ocr.warnings.append(
+                "The result could not be stored: S3 is unavailable and the worker's local spool is full."
             )
+            return
+        png_key, json_key = prefix + "annotated.png", prefix + "result.json"
+        if result.boxes:
+            response.ocr.annotated_image = self.store.link(png_key)
+        response.ocr.result = self.store.link(json_key)
+        document = _stored(job, 200, response.model_dump(mode="json"))
+        image, boxes = job.request.image, result.boxes
 
-        yield chunk(choices=[ChunkChoice(delta=DeltaMessage(role="assistant", content=""))])
-        assert job.task is not None
-        deadline = job.received + self.settings.request_timeout_s
-        try:
-            while not job.task.done():
-                getter = asyncio.ensure_future(pieces.get())
-                remaining = deadline - time.perf_counter()
-                done, _ = await asyncio.wait({getter, job.task}, timeout=max(remaining, 0.001))
-                if getter in done:
-                    delta = cleaner.feed(getter.result())
-                    if delta:
-                        yield chunk(choices=[ChunkChoice(delta=DeltaMessage(content=delta))])
-                else:
-                    getter.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await getter
-                if not done:
-                    raise GatewayTimeout(
-                        f"The request timed out after {self.settings.request_timeout_s:g} s; its result will be "
-                        f"stored under request id {job.request_id}."
-                    )
-            response = await job.task
-            rest = ""
-            while not pieces.empty():
-                rest += cleaner.feed(pieces.get_nowait())
-            rest += cleaner.finish(response.choices[0].message.content)
-            if rest:
-                yield chunk(choices=[ChunkChoice(delta=DeltaMessage(content=rest))])
-            yield chunk(
-                choices=[ChunkChoice(delta=DeltaMessage(), finish_reason=response.choices[0].finish_reason)],
-                usage=response.usage,
-                ocr=response.ocr,
-            )
-        except ServiceError as exc:
-            yield "data: " + json.dumps(exc.to_body()) + "\n\n"
-        except Exception as exc:  # never end a stream without its error chunk and [DONE]
-            log.exception("stream %s failed", job.request_id)
-            yield (
-                "data: "
-                + json.dumps(ServiceError(f"Internal error ({type(exc).__name__}).").to_body())
-                + "\n\n"
-            )
-        yield "data: [DONE]\n\n"
+        def build() -> list[StoredObject]:
+            objects = [StoredObject(png_key, annotate_png(image, boxes), "image/png")] if boxes else []
+            return [*objects, _json_object(json_key, document)]
+
+        self.writer.submit(job.request_id, build)
 
 
 def _status_of(error: Exception) -> int:
     return error.status if isinstance(error, ServiceError) else 500
 
 
-def _stored(job: Job, owner: str | None, status: int, body: dict[str, Any]) -> dict[str, Any]:
+def _json_object(key: str, document: dict[str, Any]) -> StoredObject:
+    return StoredObject(key, json.dumps(document, ensure_ascii=False).encode("utf-8"), "application/json")
+
+
+def _stored(job: Job, status: int, body: dict[str, Any]) -> dict[str, Any]:
     return {
         "request_id": job.request_id,
-        "owner": owner,
+        "owner": job.owner,
         "status": status,
         "created": int(time.time()),
         "stored_at": dt.datetime.now(dt.UTC).isoformat(),

@@ -33,8 +33,13 @@ class ResultStore:
             "s3",
             endpoint_url=settings.s3_endpoint_url,
             region_name=settings.aws_region,
+            # Short timeouts, few retries: a silent S3 must cost seconds (the request's budget), not minutes.
             config=Config(
-                signature_version="s3v4", connect_timeout=5, read_timeout=30, retries={"max_attempts": 3}
+                signature_version="s3v4",
+                connect_timeout=settings.s3_connect_timeout_s,
+                read_timeout=settings.s3_read_timeout_s,
+                retries={"max_attempts": settings.s3_max_attempts, "mode": "standard"},
+                max_pool_connections=max(10, settings.s3_threads + 2),
             ),
         )
 
@@ -53,14 +58,23 @@ class ResultStore:
         """Write one JSON document."""
         self.put(key, json.dumps(document, ensure_ascii=False).encode("utf-8"), "application/json")
 
-    def fetch_upload(self, bucket: str, key: str, max_bytes: int) -> bytes:
-        """The bytes of an upload under our own bucket and uploads prefix; clear 4xx otherwise."""
-        if bucket != self.bucket or not key.startswith(self.upload_prefix):
+    def probe(self) -> None:
+        """One cheap call that proves the bucket answers (raises on any failure)."""
+        self.client.head_bucket(Bucket=self.bucket)
+
+    def check_upload(self, bucket: str, key: str, owner: str | None) -> None:
+        """Refuse (403) a reference outside our bucket's uploads prefix, or outside the owner's own folder."""
+        own = f"{self.upload_prefix}{owner}/" if owner else None
+        if bucket != self.bucket or own is None or not key.startswith(own) or ".." in key.split("/"):
+            where = f"s3://{self.bucket}/{self.upload_prefix}<your key id>/"
             raise PermissionDenied(
-                f"Image references must point under s3://{self.bucket}/{self.upload_prefix}.",
+                f"Image references must point at your own uploads under {where} (upload with POST /v1/uploads).",
                 param="messages",
                 code="invalid_image_reference",
             )
+
+    def fetch_upload(self, bucket: str, key: str, max_bytes: int) -> bytes:
+        """The bytes of an upload (checked by `check_upload` first); clear 4xx when missing or too large."""
         try:
             head = self.client.head_object(Bucket=bucket, Key=key)
             if head["ContentLength"] > max_bytes:

@@ -120,6 +120,8 @@ class LocalStack:
                  log_dir: Path | None = None, extra_env: dict[str, str] | None = None,
                  web_host: str = "127.0.0.1", cancel: threading.Event | None = None) -> None:  # fmt: skip
         self.api_key = api_key or "sk-local-" + secrets.token_urlsafe(18)
+        # Only the edge may tell the worker who the caller is: they share this, nobody else knows it.
+        self.worker_secret = secrets.token_urlsafe(32)
         self.bucket = "ocr-results"
         self.s3_port = s3_port or free_port()
         self.web_host = web_host
@@ -145,11 +147,13 @@ class LocalStack:
             "s3": Service("local S3", [python, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(ports["s3"])],
                           base, urls["s3"] + "/moto-api/", log=logs / "s3.log"),
             "worker": Service("worker", [python, "-m", "gpu_worker"],
-                              {**base, "PORT": str(ports["worker"]), "OCR_ENGINE": engine, "LOG_LEVEL": "INFO"},
+                              {**base, "PORT": str(ports["worker"]), "OCR_ENGINE": engine, "LOG_LEVEL": "INFO",
+                               "WORKER_SHARED_SECRET": self.worker_secret},
                               urls["worker"] + "/health", log=logs / "worker.log"),
             "edge": Service("edge", [python, "-m", "edge_api"],
                             {**base, "PORT": str(ports["edge"]), "WORKER_URL": urls["worker"],
-                             "LOCAL_API_KEYS": self.api_key, "POWERTOOLS_LOG_LEVEL": "WARNING"},
+                             "LOCAL_API_KEYS": self.api_key, "POWERTOOLS_LOG_LEVEL": "WARNING",
+                             "WORKER_SHARED_SECRET": self.worker_secret},
                             urls["edge"] + "/health", log=logs / "edge.log"),
             "web": Service("web app", [str(BIN / "reflex"), "run", "--env", "prod", "--single-port",
                                        "--frontend-port", str(ports["web"]), "--backend-port", str(ports["web"]),

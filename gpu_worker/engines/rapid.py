@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import difflib
 import logging
+import math
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from gpu_worker.engines.base import Engine, EngineLoadError
 from gpu_worker.grounding import boxes_as_text
@@ -17,6 +19,23 @@ from gpu_worker.types import OcrRequest, OcrResult, TokenCallback
 
 log = logging.getLogger(__name__)
 LOCATE_MIN_SIMILARITY = 0.8
+# RapidOCR scales the long side to 2000 px and rounds each side to a multiple of 32: a page thinner than
+# about 1:62 rounds its short side to 0 and its resize fails. Pad such pages (white, right/bottom, so
+# boxes keep their coordinates) to at most this ratio.
+MAX_ASPECT_RATIO = 40
+
+
+def pad_to_aspect(image: Image.Image, max_ratio: float = MAX_ASPECT_RATIO) -> Image.Image:
+    """The image, padded with white on the right or bottom so that long side / short side <= max_ratio."""
+    width, height = image.size
+    if max(width, height) <= max_ratio * min(width, height):
+        return image
+    size = (
+        (width, math.ceil(width / max_ratio)) if width > height else (math.ceil(height / max_ratio), height)
+    )
+    canvas = Image.new("RGB", size, (255, 255, 255))
+    canvas.paste(image, (0, 0))
+    return canvas
 
 
 @dataclass
@@ -89,7 +108,7 @@ class RapidOcrEngine(Engine):
         if self._ocr is None:
             raise EngineLoadError("RapidOCR engine used before load()")
         image = request.image if request.image.mode == "RGB" else request.image.convert("RGB")
-        output = self._ocr(np.asarray(image))
+        output = self._ocr(np.asarray(pad_to_aspect(image)))
         if output.boxes is None or output.txts is None:
             return []
         width, height = request.image.size

@@ -11,6 +11,7 @@ from PIL import Image
 
 from tests.utils.documents import overlap, render_document, to_bytes
 from tests.utils.requests import chat_body, data_url, image_message
+from tests.utils.servers import EDGE_HEADERS
 
 pytestmark = pytest.mark.integration
 LINES = ["Quarterly report 2026", "Revenue grew strongly", "Net profit margin"]
@@ -28,6 +29,7 @@ def client(rapid_worker):
 
 def stored_result(local_s3, response_ocr):
     key = response_ocr["result"]["key"]
+    local_s3.wait_for_key(key, 30)  # the write happens just after the response (off its path)
     return json.loads(local_s3.client().get_object(Bucket=local_s3.bucket, Key=key)["Body"].read())
 
 
@@ -50,7 +52,7 @@ def test_sync_ocr_through_the_openai_client(client, document, local_s3):
     assert stored["body"]["choices"][0]["message"]["content"] == reply.choices[0].message.content
 
 
-def test_locate_draws_the_box_where_the_text_is(client, document):
+def test_locate_draws_the_box_where_the_text_is(client, document, local_s3):
     reply = client.chat.completions.create(
         model="deepseek-ocr",
         messages=image_message(data_url(document.png())),
@@ -65,6 +67,7 @@ def test_locate_draws_the_box_where_the_text_is(client, document):
     query = urllib.parse.parse_qs(urllib.parse.urlparse(link["url"]).query)
     assert query["X-Amz-Expires"] == ["3600"]
     assert urllib.parse.urlparse(link["url"]).path.endswith(link["key"])
+    local_s3.wait_for_key(link["key"], 30)
     png = httpx.get(link["url"]).content
     drawn = Image.open(io.BytesIO(png)).convert("RGB")
     assert png.startswith(b"\x89PNG")
@@ -89,12 +92,29 @@ def test_stream_gives_chunks_then_ocr_then_done(client, document, rapid_worker):
     assert raw.rstrip().endswith("data: [DONE]")
 
 
-def test_request_id_is_taken_from_the_header(rapid_worker, document, local_s3):
+def test_request_id_is_taken_from_the_edge(rapid_worker, document, local_s3):
     response = httpx.post(rapid_worker.url + "/v1/chat/completions", json=chat_body(data_url(document.png())),
-                          headers={"X-Request-ID": "edge-req-123"}, timeout=60)  # fmt: skip
+                          headers={"X-Request-ID": "edge-req-123", **EDGE_HEADERS}, timeout=60)  # fmt: skip
     assert response.status_code == 200
     assert response.headers["x-request-id"] == "edge-req-123"
-    assert any(k.endswith("/edge-req-123/result.json") for k in local_s3.object_keys("results/"))
+    local_s3.wait_for_key("/edge-req-123/result.json", 30)
+
+
+@pytest.mark.parametrize("secret", [None, "wrong-secret", ""])
+def test_a_caller_without_the_shared_secret_cannot_choose_the_request_id(
+    rapid_worker, document, local_s3, secret
+):
+    headers = {"X-Request-ID": "taken-over-1", "X-OCR-Owner": "someone-else"}
+    if secret is not None:
+        headers["X-Worker-Secret"] = secret
+    response = httpx.post(rapid_worker.url + "/v1/chat/completions", json=chat_body(data_url(document.png())),
+                          headers=headers, timeout=60)  # fmt: skip
+    assert response.status_code == 200
+    request_id = response.headers["x-request-id"]
+    assert request_id != "taken-over-1" and response.json()["id"] == request_id
+    stored = stored_result(local_s3, response.json()["ocr"])
+    assert stored["owner"] is None
+    assert not [k for k in local_s3.object_keys("results/") if "/taken-over-1/" in k]
 
 
 def test_models_livez_health_metrics(rapid_worker, client):
@@ -127,10 +147,10 @@ def test_a_jpeg_and_a_webp_page_are_read(client, document):
         assert "Net profit margin" in reply.choices[0].message.content
 
 
-@pytest.mark.parametrize("hostile", ["../../results/x", "a/b", "x" * 200, "id with spaces", ""])
+@pytest.mark.parametrize("hostile", ["../../results/x", "a/b", "x" * 200, "id with spaces", "", ".", ".."])
 def test_an_unsafe_request_id_header_is_replaced_not_used_as_a_key(rapid_worker, document, local_s3, hostile):
     response = httpx.post(rapid_worker.url + "/v1/chat/completions", json=chat_body(data_url(document.png())),
-                          headers={"X-Request-ID": hostile}, timeout=60)  # fmt: skip
+                          headers={"X-Request-ID": hostile, **EDGE_HEADERS}, timeout=60)  # fmt: skip
     assert response.status_code == 200
     request_id = response.headers["x-request-id"]
     assert request_id != hostile and request_id.startswith("ocr-")

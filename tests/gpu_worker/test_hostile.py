@@ -1,7 +1,9 @@
 """Bad requests a stranger can send: each gets its status and error type, and the worker stays healthy."""
 
+import asyncio
 import base64
 import json
+import time
 
 import httpx
 import pytest
@@ -9,7 +11,7 @@ from PIL import Image
 
 from tests.utils.documents import to_bytes
 from tests.utils.requests import chat_body, data_url, image_message
-from tests.utils.servers import LocalS3
+from tests.utils.servers import EDGE_HEADERS, LocalS3
 
 pytestmark = pytest.mark.integration
 
@@ -66,7 +68,8 @@ CASES = [
      "invalid_request_error"),
     ("s3 other bucket", chat_body("s3://someone-else/uploads/a.png"), 403, "permission_error"),
     ("s3 outside uploads", chat_body("s3://ocr-results/results/2026/x/result.json"), 403, "permission_error"),
-    ("s3 missing upload", chat_body("s3://ocr-results/uploads/k/missing.png"), 400, "invalid_request_error"),
+    # Sent straight to the worker (no edge secret, so no owner): no upload is this caller's.
+    ("s3 upload without an owner", chat_body("s3://ocr-results/uploads/k/missing.png"), 403, "permission_error"),
     ("s3 traversal", chat_body("s3://ocr-results/uploads/../results/x"), 400, "invalid_request_error"),
     ("url not a string", {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": 5}}]}]},
      422, "invalid_request_error"),
@@ -126,3 +129,132 @@ def test_a_chunked_body_over_the_limit_is_413_too(small_worker):
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "payload_too_large"
     assert httpx.get(small_worker.url + "/health").status_code == 200
+
+
+def owned_request(worker, url, owner, **headers):
+    return httpx.post(worker.url + "/v1/chat/completions", json=chat_body(url),
+                      headers={"X-OCR-Owner": owner, **headers}, timeout=60)  # fmt: skip
+
+
+def test_an_upload_is_read_only_for_its_owner_as_vouched_for_by_the_edge(small_worker, local_s3):
+    local_s3.client().put_object(Bucket=local_s3.bucket, Key="uploads/key-alice/page.png",
+                                 Body=to_bytes(Image.new("RGB", (40, 30), "white"), "PNG"))  # fmt: skip
+    url = "s3://ocr-results/uploads/key-alice/page.png"
+    assert owned_request(small_worker, url, "key-alice", **EDGE_HEADERS).status_code == 200
+    other = owned_request(small_worker, url, "key-bob", **EDGE_HEADERS)
+    assert other.status_code == 403 and other.json()["error"]["code"] == "invalid_image_reference"
+    # The owner header alone (a direct caller, no shared secret) is not believed.
+    assert owned_request(small_worker, url, "key-alice").status_code == 403
+    assert owned_request(small_worker, url, "key-alice", **{"X-Worker-Secret": "guess"}).status_code == 403
+    missing = owned_request(
+        small_worker, "s3://ocr-results/uploads/key-alice/missing.png", "key-alice", **EDGE_HEADERS
+    )
+    assert missing.status_code == 400 and missing.json()["error"]["code"] == "image_not_found"
+
+
+def test_a_page_of_extreme_aspect_ratio_is_answered_not_a_500(small_worker):
+    thin = data_url(to_bytes(Image.new("RGB", (12000, 8), "white"), "PNG"))
+    response = httpx.post(
+        small_worker.url + "/v1/chat/completions", json=chat_body(thin, task="ocr"), timeout=60
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["choices"][0]["message"]["content"] == ""
+
+
+# ---- slow clients -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def guarded_worker(local_s3: LocalS3):
+    from tests.utils.servers import WorkerProcess
+
+    worker = WorkerProcess(local_s3, HEADER_TIMEOUT_S="2", BODY_TIMEOUT_S="2", MAX_CONNECTIONS="64").start()
+    yield worker
+    worker.stop()
+
+
+async def trickle(port: int, payload: bytes, interval: float, limit_s: float) -> float | None:
+    """Send `payload` one byte per `interval`; the seconds until the server cut us, or None if it never did."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    started = time.monotonic()
+    try:
+        for byte in payload:
+            if time.monotonic() - started > limit_s:
+                return None
+            writer.write(bytes([byte]))
+            await writer.drain()
+            try:
+                data = await asyncio.wait_for(reader.read(1024), interval)
+            except TimeoutError:
+                continue
+            if data == b"" or data.startswith(b"HTTP/1.1 408"):
+                return time.monotonic() - started
+        return None
+    except (ConnectionResetError, BrokenPipeError):
+        return time.monotonic() - started
+    finally:
+        writer.close()
+
+
+def test_fifty_connections_trickling_headers_are_cut(guarded_worker):
+    port = int(guarded_worker.url.rsplit(":", 1)[1])
+    header = b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 200
+
+    async def main():
+        return await asyncio.gather(*(trickle(port, header, 1.0, 12) for _ in range(50)))
+
+    cut_after = asyncio.run(main())
+    assert None not in cut_after, f"{cut_after.count(None)} of 50 slow connections were never cut"
+    assert max(cut_after) < 6  # header timeout 2 s (plus scheduling on a busy machine)
+    assert httpx.get(guarded_worker.url + "/health").status_code == 200
+
+
+def test_a_trickled_body_is_refused_with_408(guarded_worker):
+    port = int(guarded_worker.url.rsplit(":", 1)[1])
+    head = (b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 5000\r\n\r\n")  # fmt: skip
+
+    async def main():
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(head)
+        started = time.monotonic()
+        for _ in range(20):
+            writer.write(b" ")
+            await writer.drain()
+            try:
+                data = await asyncio.wait_for(reader.read(4096), 0.5)
+            except TimeoutError:
+                continue
+            writer.close()
+            return data, time.monotonic() - started
+        writer.close()
+        return b"", None
+
+    data, elapsed = asyncio.run(main())
+    assert data.startswith(b"HTTP/1.1 408"), data[:200]
+    assert b'"code":"request_timeout"' in data and elapsed < 6
+
+
+def test_connections_over_the_cap_are_closed_at_once(guarded_worker):
+    port = int(guarded_worker.url.rsplit(":", 1)[1])
+
+    async def main():
+        streams = [await asyncio.open_connection("127.0.0.1", port) for _ in range(90)]
+
+        async def was_closed(reader):
+            try:  # well inside the 2 s header timeout: only the cap can close a connection this soon
+                return await asyncio.wait_for(reader.read(1), 0.5) == b""
+            except TimeoutError:
+                return False
+            except ConnectionResetError:
+                return True
+
+        closed = await asyncio.gather(*(was_closed(reader) for reader, _ in streams))
+        for _, writer in streams:
+            writer.close()
+        return sum(closed)
+
+    closed = asyncio.run(main())
+    assert 90 - 64 <= closed < 90
+    time.sleep(2.5)  # the ones kept are cut by the header timeout; the worker answers again
+    assert httpx.get(guarded_worker.url + "/health").status_code == 200

@@ -84,3 +84,26 @@ def test_reading_order_groups_a_row_left_to_right():
 )
 def test_locate_matching_tolerates_case_spacing_and_small_errors(ref, line, expected):
     assert matches(ref, line) is expected
+
+
+@pytest.mark.parametrize("size", [(12000, 8), (8, 12000), (3000, 20)])
+def test_an_extreme_aspect_ratio_is_read_not_crashed(rapid_engine, size):
+    from PIL import Image
+
+    page = OcrRequest("thin", Image.new("RGB", size, "white"), "ocr", "gundam", "")
+    result = rapid_engine.run([page])[0]
+    assert result.error is None
+    assert result.text == "" and result.boxes == []
+
+
+def test_text_on_a_long_strip_is_still_found_inside_the_original_page(rapid_engine):
+    doc = render_document(["Strip text"], width=600)
+    strip = doc.image.crop((0, 0, 600, 60))
+    from PIL import Image
+
+    wide = Image.new("RGB", (6000, 60), "white")
+    wide.paste(strip, (0, 0))
+    result = rapid_engine.run([OcrRequest("strip", wide, "ocr", "gundam", "")])[0]
+    assert result.error is None
+    for box in result.boxes:
+        assert 0 <= box.bbox[0] < box.bbox[2] <= 6000 and 0 <= box.bbox[1] < box.bbox[3] <= 60

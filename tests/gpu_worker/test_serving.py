@@ -8,55 +8,31 @@ import pytest
 from PIL import Image
 
 from gpu_worker.app import build_app
-from gpu_worker.engines.base import Engine, EngineLoadError
 from gpu_worker.grounding import StreamCleaner
-from gpu_worker.protocol import Box
 from gpu_worker.settings import WorkerSettings
 from gpu_worker.storage import ResultStore
-from gpu_worker.types import OcrResult
 from tests.utils.documents import to_bytes
+from tests.utils.engines import ScriptedEngine
 from tests.utils.requests import chat_body, data_url
-from tests.utils.servers import ServerThread
+from tests.utils.servers import EDGE_HEADERS, WORKER_SECRET, ServerThread
+from tests.utils.tcp_proxy import TcpProxy
 
 PAGE = data_url(to_bytes(Image.new("RGB", (100, 80), "white"), "PNG"))
 
 
-class ScriptedEngine(Engine):
-    """A test engine: waits for `gate` (if any), sleeps, answers a fixed grounded text."""
-
-    name = "scripted"
-    model_id = "scripted"
-    tasks = ("markdown", "ocr", "locate")
-
-    def __init__(self, delay=0.0, load_delay=0.0, load_error=None, gate=None):
-        self.delay, self.load_delay, self.load_error, self.gate = delay, load_delay, load_error, gate
-        self.batches = []
-
-    def load(self):
-        time.sleep(self.load_delay)
-        if self.load_error:
-            raise EngineLoadError(self.load_error)
-
-    def run(self, batch, on_token=None):
-        self.batches.append(len(batch))
-        if self.gate is not None:
-            self.gate.wait(10)
-        time.sleep(self.delay)
-        return [OcrResult(text="hello", raw="hello", boxes=[Box(label="text", bbox=[1, 2, 30, 40])],
-                          completion_tokens=1) for _ in batch]  # fmt: skip
-
-
-def settings(local_s3, **overrides):
-    return WorkerSettings(results_bucket=local_s3.bucket, s3_endpoint_url=local_s3.endpoint, **overrides)
+def settings(local_s3, spool_dir, **overrides):
+    overrides = {"results_bucket": local_s3.bucket, "s3_endpoint_url": local_s3.endpoint,
+                 "worker_shared_secret": WORKER_SECRET, "spool_dir": str(spool_dir), **overrides}  # fmt: skip
+    return WorkerSettings(**overrides)
 
 
 @pytest.fixture
-def serve(local_s3):
+def serve(local_s3, tmp_path):
     servers = []
 
     def start(engine, **overrides):
-        cfg = settings(local_s3, **overrides)
-        server = ServerThread(build_app(cfg, engine=engine, store=ResultStore(cfg))).start()
+        cfg = settings(local_s3, tmp_path / f"spool-{len(servers)}", **overrides)
+        server = ServerThread(build_app(cfg, engine=engine, store=ResultStore(cfg)), settings=cfg).start()
         servers.append(server)
         return server
 
@@ -76,9 +52,10 @@ def test_timeout_is_504_with_the_request_id_and_the_result_is_stored_later(serve
     server = serve(ScriptedEngine(delay=1.0), request_timeout_s=0.3)
     wait_ready(server)
     response = httpx.post(server.url + "/v1/chat/completions", json=chat_body(PAGE),
-                          headers={"X-Request-ID": "slow-1"}, timeout=10)  # fmt: skip
+                          headers={"X-Request-ID": "slow-1", **EDGE_HEADERS}, timeout=10)  # fmt: skip
     assert response.status_code == 504
     assert "slow-1" in response.json()["error"]["message"]
+    assert "will be stored" in response.json()["error"]["message"]
     assert response.headers["x-request-id"] == "slow-1"
     local_s3.wait_for_key("/slow-1/result.json", 10)
 
@@ -103,43 +80,74 @@ def test_a_failed_load_is_reported_by_health(serve):
     assert response.status_code == 503 and "weights not found" in response.json()["error"]["message"]
 
 
-def test_s3_down_still_returns_the_text_with_a_warning(local_s3):
-    cfg = WorkerSettings(results_bucket="ocr-results", s3_endpoint_url="http://127.0.0.1:9")
-    store = ResultStore(cfg)
-    store.client.meta.config.retries = {"max_attempts": 1}
-    server = ServerThread(build_app(cfg, engine=ScriptedEngine(), store=store)).start()
-    try:
-        wait_ready(server)
-        response = httpx.post(server.url + "/v1/chat/completions", json=chat_body(PAGE), timeout=60)
-        assert response.status_code == 200
-        body = response.json()
-        assert body["choices"][0]["message"]["content"] == "hello"
-        assert body["ocr"]["result"] is None
-        assert any("could not be stored" in w for w in body["ocr"]["warnings"])
-        assert "ocr_s3_failures_total 1.0" in httpx.get(server.url + "/metrics").text
-    finally:
-        server.stop()
+def test_results_s3_refused_are_spooled_and_land_once_s3_is_back(local_s3, tmp_path):
+    """S3 refusing connections: the text is answered with its result link, and the result lands later."""
+    with TcpProxy(("127.0.0.1", local_s3.port)) as proxy:
+        cfg = WorkerSettings(results_bucket=local_s3.bucket, s3_endpoint_url=proxy.url, spool_dir=str(tmp_path),
+                             spool_retry_s=0.2, s3_probe_interval_s=0.2, s3_max_attempts=1)  # fmt: skip
+        server = ServerThread(
+            build_app(cfg, engine=ScriptedEngine(), store=ResultStore(cfg)), settings=cfg
+        ).start()
+        try:
+            wait_ready(server)
+            proxy.cut()
+            response = httpx.post(server.url + "/v1/chat/completions", json=chat_body(PAGE), timeout=60)
+            assert response.status_code == 200
+            body = response.json()
+            assert body["choices"][0]["message"]["content"] == "hello"
+            key = body["ocr"]["result"]["key"]
+            assert key.endswith(f"/{body['id']}/result.json")
+            deadline = time.monotonic() + 10
+            while "ocr_spool_results 1.0" not in httpx.get(server.url + "/metrics").text:
+                assert time.monotonic() < deadline, "the result never reached the spool"
+                time.sleep(0.05)
+            assert key not in local_s3.object_keys("results/")
+            health = httpx.get(server.url + "/health")
+            assert health.status_code == 200 and health.json()["status"] == "degraded"
+            assert (
+                health.json()["degraded"] == ["s3"]
+                and health.json()["dependencies"]["s3"]["spooled_results"] == 1
+            )
+            proxy.resume()
+            local_s3.wait_for_key(f"/{body['id']}/result.json", 15)
+            assert body["ocr"]["annotated_image"]["key"] in local_s3.object_keys("results/")
+            metrics = httpx.get(server.url + "/metrics").text
+            assert "ocr_spool_written_total 1.0" in metrics and "ocr_spool_results 0.0" in metrics
+        finally:
+            server.stop()
 
 
-def test_requests_arriving_together_share_a_batch(serve):
+def test_requests_arriving_while_the_engine_is_busy_share_the_next_batch(serve):
     gate = threading.Event()
-    engine = ScriptedEngine(gate=gate)
-    server = serve(engine, max_batch_size=4, batch_timeout_ms=200)
+    engine = ScriptedEngine()
+    server = serve(engine, max_batch_size=4, batch_timeout_ms=20)
     wait_ready(server)
-    gate.set()
     engine.batches.clear()
-    engine.gate = None
+    engine.gate = gate  # the first request holds the engine; the next four queue behind it
     threads = [threading.Thread(target=httpx.post, args=(server.url + "/v1/chat/completions",),
-                                kwargs={"json": chat_body(PAGE), "timeout": 10}) for _ in range(4)]  # fmt: skip
-    for thread in threads:
+                                kwargs={"json": chat_body(PAGE), "timeout": 10}) for _ in range(5)]  # fmt: skip
+    threads[0].start()
+    while not engine.batches:
+        time.sleep(0.01)
+    for thread in threads[1:]:
         thread.start()
+    time.sleep(0.5)
+    gate.set()
     for thread in threads:
         thread.join()
-    assert sum(engine.batches) == 4 and max(engine.batches) > 1
+    assert engine.batches == [1, 4]
 
 
-def test_shutdown_finishes_in_flight_requests(local_s3):
-    cfg = settings(local_s3)
+def test_a_lone_request_is_not_held_in_the_batching_window(serve):
+    server = serve(ScriptedEngine(), max_batch_size=8, batch_timeout_ms=2000)
+    wait_ready(server)
+    response = httpx.post(server.url + "/v1/chat/completions", json=chat_body(PAGE), timeout=10)
+    assert response.status_code == 200
+    assert response.json()["ocr"]["timings_ms"]["queue"] < 1000  # the window is 2000 ms
+
+
+def test_shutdown_finishes_in_flight_requests(local_s3, tmp_path):
+    cfg = settings(local_s3, tmp_path)
     server = ServerThread(build_app(cfg, engine=ScriptedEngine(delay=1.0), store=ResultStore(cfg))).start()
     wait_ready(server)
     answers = []

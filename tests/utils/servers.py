@@ -13,6 +13,9 @@ from typing import Any
 from scripts.local_stack import Service, free_port, wait_http
 
 ROOT = Path(__file__).resolve().parents[2]
+# The edge and worker of a test pair share this, as the local stack's pair shares a generated one.
+WORKER_SECRET = "test-worker-secret-7f3a"
+EDGE_HEADERS = {"X-Worker-Secret": WORKER_SECRET}  # what the edge adds when it calls the worker
 AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
@@ -97,7 +100,7 @@ class WorkerProcess(ServiceProcess):
 
     def __init__(self, s3: LocalS3, **env: str) -> None:
         defaults = {"OCR_ENGINE": "rapidocr", "RESULTS_BUCKET": s3.bucket, "S3_ENDPOINT_URL": s3.endpoint,
-                    "LOG_LEVEL": "WARNING"}  # fmt: skip
+                    "LOG_LEVEL": "WARNING", "WORKER_SHARED_SECRET": WORKER_SECRET}  # fmt: skip
         super().__init__(**{**defaults, **env})
 
 
@@ -108,22 +111,28 @@ class EdgeProcess(ServiceProcess):
 
     def __init__(self, s3: LocalS3, worker_url: str, keys: str, **env: str) -> None:
         defaults = {"WORKER_URL": worker_url, "LOCAL_API_KEYS": keys, "RESULTS_BUCKET": s3.bucket,
-                    "S3_ENDPOINT_URL": s3.endpoint, "POWERTOOLS_LOG_LEVEL": "WARNING"}  # fmt: skip
+                    "S3_ENDPOINT_URL": s3.endpoint, "POWERTOOLS_LOG_LEVEL": "WARNING",
+                    "WORKER_SHARED_SECRET": WORKER_SECRET}  # fmt: skip
         super().__init__(**{**defaults, **env})
 
 
 class ServerThread:
     """An ASGI app under uvicorn in a thread of the test process (for apps built with test engines)."""
 
-    def __init__(self, app: Any, health_path: str = "/livez") -> None:
+    def __init__(self, app: Any, health_path: str = "/livez", settings: Any = None) -> None:
+        """With worker `settings`, the app runs under the worker's own server options (slow-client limits)."""
         import uvicorn
 
         self.health_path = health_path
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
-        )
+        if settings is not None:
+            from gpu_worker.http_server import server_config
+
+            config = server_config(app, settings, host="127.0.0.1", port=self.port, log_level="warning")
+        else:
+            config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def start(self) -> ServerThread:
