@@ -74,8 +74,11 @@ class ResultSpool:
         return sum(f.stat().st_size for entry in self.entries() for f in entry.iterdir() if f.is_file())
 
     def has_room(self) -> bool:
-        """Below the bound: a new result can be kept without pushing an older one out."""
-        return self.size_bytes() < self.max_bytes
+        """A result of the usual size can still be kept without pushing an older one out."""
+        entries = self.entries()
+        total = self.size_bytes()
+        usual = total / len(entries) if entries else 0
+        return total + usual <= self.max_bytes
 
     def _trim(self, keep: str) -> None:
         with self._lock:

@@ -167,3 +167,31 @@ def test_stream_cleaner_sends_clean_text_that_adds_up():
     sent += cleaner.finish("# Heading\n\nBody")
     assert sent == "# Heading\n\nBody"
     assert "<|" not in sent
+
+
+def test_a_request_that_would_wait_past_its_budget_gets_an_early_429_not_a_late_504(serve):
+    server = serve(ScriptedEngine(delay=0.6), max_batch_size=1, request_timeout_s=2.0)
+    wait_ready(server)
+    httpx.post(server.url + "/v1/chat/completions", json=chat_body(PAGE), timeout=10)  # learn the batch time
+    answers = []
+
+    def call():
+        started = time.monotonic()
+        response = httpx.post(server.url + "/v1/chat/completions", json=chat_body(PAGE), timeout=10)
+        answers.append((response, time.monotonic() - started))
+
+    threads = [threading.Thread(target=call) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+        time.sleep(0.02)
+    for thread in threads:
+        thread.join()
+    statuses = sorted(response.status_code for response, _ in answers)
+    assert 504 not in statuses, statuses
+    assert statuses.count(200) >= 2 and statuses.count(429) >= 3, statuses
+    for response, seconds in answers:
+        if response.status_code == 429:
+            assert seconds < 1.0  # refused on arrival, not after waiting out the budget
+            assert int(response.headers["retry-after"]) >= 1
+            assert "estimated wait" in response.json()["error"]["message"]
+    assert "ocr_admission_rejected_total" in httpx.get(server.url + "/metrics").text

@@ -8,6 +8,8 @@ import pytest
 @pytest.mark.parametrize("module, env, needle", [
     ("gpu_worker", {"OCR_ENGINE": "bogus"}, "invalid worker settings: OCR_ENGINE"),
     ("gpu_worker", {"MAX_BATCH_SIZE": "0"}, "invalid worker settings: MAX_BATCH_SIZE"),
+    ("gpu_worker", {"S3_READ_TIMEOUT_S": "0"}, "invalid worker settings: S3_READ_TIMEOUT_S"),
+    ("gpu_worker", {"SPOOL_MAX_BYTES": "10"}, "invalid worker settings: SPOOL_MAX_BYTES"),
     ("edge_api", {"PORT": "abc"}, "invalid edge settings: PORT"),
 ])  # fmt: skip
 def test_a_bad_setting_stops_the_service_at_start_with_one_clear_line(module, env, needle):
