@@ -61,8 +61,11 @@ def check_flash_attn(wheel: Path, python: str, requirements: list[str]) -> None:
     torch = next((r.split("==")[1] for r in requirements if r.startswith("torch==")), None)
     if f"-{tag}-" not in wheel.name:
         raise SystemExit(f"{wheel.name} is not built for Python {python} ({tag})")
-    if torch and f"torch{'.'.join(torch.split('.')[:2])}" not in wheel.name:
-        raise SystemExit(f"{wheel.name} is not built for torch {torch} (pinned in the worker-gpu extra)")
+    # The project's release wheels name their torch (+cu12torch2.13...); a wheel built locally with
+    # `pip wheel` against the pinned torch carries no such tag and is taken as it is.
+    built_for = re.search(r"torch(\d+\.\d+)", wheel.name)
+    if torch and built_for and built_for[1] != ".".join(torch.split(".")[:2]):
+        raise SystemExit(f"{wheel.name} is built for torch {built_for[1]}, the worker-gpu extra pins {torch}")
 
 
 def build_wheelhouse(out: Path, extras: list[str], python: str, host: bool, find_links: list[Path]) -> None:

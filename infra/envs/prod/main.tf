@@ -9,10 +9,11 @@ module "timeouts" {
 }
 
 module "network" {
-  source     = "../../modules/network"
-  name       = var.name
-  enable_nat = var.enable_nat
-  tags       = local.tags
+  source              = "../../modules/network"
+  name                = var.name
+  enable_nat          = var.enable_nat
+  interface_endpoints = var.interface_endpoints
+  tags                = local.tags
 }
 
 module "results_bucket" {

@@ -55,6 +55,12 @@ variable "enable_nat" {
   default     = false
 }
 
+variable "interface_endpoints" {
+  type        = list(string)
+  description = "AWS services the private subnets reach through interface endpoints (about $7.30 a month each per AZ)."
+  default     = ["ssm", "ssmmessages", "ec2messages", "ec2", "logs", "monitoring", "sqs"]
+}
+
 variable "worker_instance_type" {
   type        = string
   description = "GPU instance type of the workers."
