@@ -1,12 +1,15 @@
 """Cold import of the Lambda handler module, before and after, measured in the same run.
 
-    .venv/bin/python -m bench.edge_cold_import [--runs 9] [--before REV]
+    .venv/bin/python -m bench.edge_cold_import [--runs 9] [--before REV] [--zip]
 
 "Before" is the edge at REV (default: the commit before the edge imported only what a route needs), checked out
 in a temporary `git worktree`; "after" is this working tree. Each sample is `import edge_api.handler` in a fresh
-interpreter (the Lambda's cold start: module-level logger, metrics, settings, app), the two alternating so
-machine load hits both alike. Also prints which heavy libraries each loads at import and the largest imports
-of "after" (`python -X importtime`).
+interpreter (the Lambda's cold start: module-level logger, metrics, settings, app), before and after alternating
+so machine load hits both alike; wall and CPU time are both reported (CPU is steadier on a busy machine).
+
+Source trees (this virtualenv, bytecode cached) by default. With --zip, the Lambda zips that each tree's
+scripts/build_lambda.py builds (pip downloads their dependencies), extracted and imported as Lambda does: with
+only the zip and the runtime's boto3 on the path, and no bytecode written (Lambda's code folder is read-only).
 """
 
 from __future__ import annotations
@@ -18,15 +21,19 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BEFORE = "f4f801b"  # the edge as the issue measured it (478 ms on a quiet machine)
 HEAVY = ("boto3", "botocore", "httpx", "s3transfer")
+RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six.py")
 PROBE = (
-    "import sys, time; t, c = time.perf_counter(), time.process_time(); import edge_api.handler; "
-    "dt, dc = time.perf_counter() - t, time.process_time() - c; "
-    f"print(dt, dc, edge_api.handler.__file__, ','.join(m for m in {HEAVY} if m in sys.modules))"
+    "import sys; sys.path[:0] = sys.argv[1:]\n"
+    "import time; t, c = time.perf_counter(), time.process_time()\n"
+    "import edge_api.handler\n"
+    "dt, dc = time.perf_counter() - t, time.process_time() - c\n"
+    f"print(dt, dc, edge_api.handler.__file__, ','.join(m for m in {HEAVY} if m in sys.modules) or '-')\n"
 )
 ENV = {
     **os.environ,
@@ -36,40 +43,75 @@ ENV = {
 }
 
 
-def sample(tree: Path) -> tuple[float, float, str]:
-    """One cold import with `tree` first on sys.path: (wall s, CPU s, heavy modules loaded)."""
-    out = subprocess.run([sys.executable, "-c", PROBE], cwd=tree, env=ENV, capture_output=True, text=True,
-                         check=True).stdout.split()  # fmt: skip
-    assert out[2].startswith(str(tree)), f"imported {out[2]}, not from {tree}"
-    return float(out[0]), float(out[1]), out[3] if len(out) > 3 else "-"
+class Target:
+    """Where one side's edge_api is imported from, and how."""
+
+    def __init__(self, code: Path, extra: list[Path] | None = None, lambda_like: bool = False) -> None:
+        self.code, self.extra, self.lambda_like = code, extra or [], lambda_like
+
+    def sample(self) -> tuple[float, float, str]:
+        """One cold import: (wall s, CPU s, heavy modules it loaded)."""
+        flags = ["-B", "-I", "-S"] if self.lambda_like else []
+        argv = [sys.executable, *flags, "-c", PROBE, str(self.code), *map(str, self.extra)]
+        out = subprocess.run(
+            argv, cwd=self.code, env=ENV, capture_output=True, text=True, check=True
+        ).stdout.split()
+        assert out[2].startswith(str(self.code)), f"imported {out[2]}, not from {self.code}"
+        return float(out[0]), float(out[1]), out[3]
+
+
+def lambda_targets(trees: dict[str, Path], folder: Path) -> dict[str, Target]:
+    """Each tree's Lambda zip, built by its own build script, extracted next to a copy of the runtime's boto3."""
+    runtime = folder / "runtime"
+    runtime.mkdir()
+    site = Path(__import__("boto3").__file__).parents[1]
+    for name in RUNTIME_PACKAGES:
+        if (site / name).exists():
+            (runtime / name).symlink_to(site / name)
+    targets = {}
+    for name, tree in trees.items():
+        bundle = folder / f"{name}.zip"
+        subprocess.run([sys.executable, str(tree / "scripts" / "build_lambda.py"), "--out", str(bundle)], check=True,
+                       capture_output=True, timeout=900)  # fmt: skip
+        zipfile.ZipFile(bundle).extractall(folder / name)
+        pyc = sum(n.endswith(".pyc") for n in zipfile.ZipFile(bundle).namelist())
+        print(f"{name} zip: {bundle.stat().st_size / 2**20:.1f} MiB, {pyc} .pyc files")
+        targets[name] = Target(folder / name, [runtime], lambda_like=True)
+    return targets
 
 
 def largest_imports(tree: Path, top: int = 12) -> list[tuple[float, str]]:
-    """The biggest direct imports (cumulative ms) under `import edge_api.handler`."""
+    """The biggest imports (cumulative ms) up to three levels under `import edge_api.handler`."""
     err = subprocess.run([sys.executable, "-X", "importtime", "-c", "import edge_api.handler"], cwd=tree, env=ENV,
                          capture_output=True, text=True, check=True).stderr  # fmt: skip
     rows = []
     for line in err.splitlines():
         match = re.match(r"import time:\s+\d+ \|\s+(\d+) \|( *)(\S+)", line)
-        if match and 2 <= len(match[2]) <= 6:  # below the handler, three levels deep
+        if match and 2 <= len(match[2]) <= 6:
             rows.append((int(match[1]) / 1000, match[3]))
     return sorted(rows, reverse=True)[:top]
 
 
-def report(
-    times: dict[str, list[float]], cpu: dict[str, list[float]], loaded: dict[str, str], runs: int
-) -> None:
-    """Medians (wall and CPU), ranges and ratios."""
-    wall = {name: statistics.median(values) * 1000 for name, values in times.items()}
-    used = {name: statistics.median(values) * 1000 for name, values in cpu.items()}
+def measure(targets: dict[str, Target], runs: int) -> None:
+    """Alternate the targets `runs` times; print medians (wall and CPU), ranges and ratios."""
+    for target in targets.values():
+        target.sample()  # warm the file cache (and, for source trees, compile the bytecode) outside the figures
+    wall: dict[str, list[float]] = {name: [] for name in targets}
+    cpu: dict[str, list[float]] = {name: [] for name in targets}
+    loaded: dict[str, str] = {}
+    for _ in range(runs):
+        for name, target in targets.items():
+            seconds, cpu_seconds, loaded[name] = target.sample()
+            wall[name].append(seconds * 1000)
+            cpu[name].append(cpu_seconds * 1000)
     print(f"cold `import edge_api.handler`, median of {runs} fresh interpreters, alternating:")
-    for name in times:
-        spread = f"{min(times[name]) * 1000:.0f}-{max(times[name]) * 1000:.0f}"
-        print(f"  {name:<7} wall {wall[name]:6.0f} ms (range {spread})  CPU {used[name]:6.0f} ms  "
+    for name in targets:
+        print(f"  {name:<7} wall {statistics.median(wall[name]):6.0f} ms (range {min(wall[name]):.0f}-"
+              f"{max(wall[name]):.0f})  CPU {statistics.median(cpu[name]):6.0f} ms  "
               f"heavy libraries loaded: {loaded[name]}")  # fmt: skip
-    for label, figures in (("wall", wall), ("CPU", used)):
-        ratio, delta = figures["after"] / figures["before"], figures["after"] - figures["before"]
-        print(f"  after/before ({label}): {ratio:.2f}x ({delta:+.0f} ms)")
+    for label, figures in (("wall", wall), ("CPU", cpu)):
+        before, after = statistics.median(figures["before"]), statistics.median(figures["after"])
+        print(f"  after/before ({label}): {after / before:.2f}x ({after - before:+.0f} ms)")
 
 
 def main() -> None:
@@ -77,27 +119,24 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=9)
     parser.add_argument("--before", default=BEFORE, help="git revision of the 'before' edge")
+    parser.add_argument(
+        "--zip", action="store_true", help="measure the Lambda zips instead of the source trees"
+    )
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as folder:
-        before = Path(folder) / "before"
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch)
+        before = folder / "before-tree"
         subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", str(before), args.before],
                        check=True)  # fmt: skip
         try:
             trees = {"before": before, "after": ROOT}
-            for tree in trees.values():
-                sample(tree)  # compile the .pyc files once, outside the figures
-            times: dict[str, list[float]] = {name: [] for name in trees}
-            cpu: dict[str, list[float]] = {name: [] for name in trees}
-            loaded: dict[str, str] = {}
-            for _ in range(args.runs):
-                for name, tree in trees.items():
-                    seconds, cpu_seconds, loaded[name] = sample(tree)
-                    times[name].append(seconds)
-                    cpu[name].append(cpu_seconds)
-            report(times, cpu, loaded, args.runs)
-            print("largest imports now (cumulative ms, one run):")
-            for ms, name in largest_imports(ROOT):
-                print(f"  {ms:7.1f}  {name}")
+            if args.zip:
+                measure(lambda_targets(trees, folder), args.runs)
+            else:
+                measure({name: Target(tree) for name, tree in trees.items()}, args.runs)
+                print("largest imports now (cumulative ms, one run):")
+                for ms, name in largest_imports(ROOT):
+                    print(f"  {ms:7.1f}  {name}")
         finally:
             subprocess.run(
                 ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(before)], check=False
