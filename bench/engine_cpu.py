@@ -1,6 +1,7 @@
-"""CPU benchmark: deepseek engine throughput on the tiny model, serial vs batched at 1/2/4/8 requests.
+"""CPU benchmark: deepseek engine throughput on the tiny model, serial vs batched at 1/2/4/8 requests,
+and the streamer's host time per step on a long single-line table (incremental vs re-decoding the line).
 
-.venv/bin/python -m bench.engine_cpu [--tokens 32]
+.venv/bin/python -m bench.engine_cpu [--tokens 32] [--stream-rows 16] [--stream-tokens 4000]
 """
 
 from __future__ import annotations
@@ -10,12 +11,42 @@ import tempfile
 import time
 from pathlib import Path
 
+import torch
 from PIL import Image
 
 from gpu_worker.engines.deepseek import DeepseekEngine
+from gpu_worker.engines.streaming import RowStreamer, RowText
 from gpu_worker.protocol import TASK_PROMPTS
 from gpu_worker.types import OcrRequest
-from tests.utils.tiny_deepseek import build_tiny_model
+from tests.utils.tiny_deepseek import build_tiny_model, build_tokenizer
+
+
+def line_redecode_step(tokenizer, lines: list[list[int]], tokens: list[int]) -> None:
+    """The previous streamer's work per step: decode each row's whole current line again."""
+    for line, token in zip(lines, tokens, strict=True):
+        line.append(token)
+        tokenizer.decode(line, skip_special_tokens=False)
+
+
+def streamer_cost(rows: int, length: int) -> None:
+    """Host ms per generation step for `rows` rows writing one `length`-token line (an HTML table)."""
+    tokenizer = build_tokenizer()
+    cell = tokenizer("<td>Größe 0123456789 €</td>", add_special_tokens=False)["input_ids"]
+    line = (cell * (length // len(cell) + 1))[:length]
+    states = [RowText(cap=length + 1) for _ in range(rows)]
+    streamer = RowStreamer(tokenizer, list(range(rows)), states, lambda row, piece: None, eos_id=1)
+    streamer.put(torch.zeros((rows, 1), dtype=torch.long))
+    started = time.perf_counter()
+    for token in line:
+        streamer.put(torch.full((rows,), token))
+    incremental = (time.perf_counter() - started) / length * 1000
+    lines: list[list[int]] = [[] for _ in range(rows)]
+    started = time.perf_counter()
+    for token in line:
+        line_redecode_step(tokenizer, lines, [token] * rows)
+    redecode = (time.perf_counter() - started) / length * 1000
+    print(f"streamer, {rows} rows x {length}-token single line: incremental {incremental:.3f} ms/step, "
+          f"re-decoding the line {redecode:.3f} ms/step ({redecode / incremental:.1f}x)")  # fmt: skip
 
 
 def main() -> None:
@@ -23,7 +54,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tokens", type=int, default=32)
     parser.add_argument("--mode", default="small")
+    parser.add_argument("--stream-rows", type=int, default=16)
+    parser.add_argument("--stream-tokens", type=int, default=4000)
     args = parser.parse_args()
+    streamer_cost(args.stream_rows, args.stream_tokens)
     with tempfile.TemporaryDirectory() as folder:
         engine = DeepseekEngine(str(build_tiny_model(Path(folder))), max_new_tokens=args.tokens)
         engine.load()
