@@ -1,11 +1,16 @@
 """Edge benchmark: cold import of the Lambda handler module, and the edge's warm per-request overhead.
 
-    .venv/bin/python -m bench.edge_overhead [--samples 64]
+    .venv/bin/python -m bench.edge_overhead [--samples 64] [--s3-hang-only]
 
 Cold: `import edge_api.handler` in fresh interpreters (median of 5), and what Powertools' Tracer would
 add (aws-xray-sdk; only measured when it is installed). Warm: the same request sent to the worker
 directly, to the edge under uvicorn, and through the Lambda handler in-process, against one worker
 (tiny deepseek model, mode tiny, few tokens, so the engine is fast and the overhead shows).
+
+S3 hang: the edge (`python -m edge_api`) with its S3 calls through a TCP proxy in front of the local S3 API.
+`GET /v1/results/{id}` latency while S3 answers, while it hangs (the proxy accepts and stays silent), while it
+refuses, and after it recovers; and `POST /v1/uploads` while 16 lookups hang. Before/after of the cold import:
+bench/edge_cold_import.py.
 """
 
 from __future__ import annotations
@@ -27,7 +32,8 @@ import httpx
 from tests.utils.apigw import LambdaContext, rest_event
 from tests.utils.documents import render_document
 from tests.utils.requests import chat_body, data_url
-from tests.utils.servers import EdgeProcess, LocalS3, WorkerProcess
+from tests.utils.servers import EdgeProcess, LocalS3, WorkerProcess, free_port
+from tests.utils.tcp_proxy import TcpProxy
 from tests.utils.tiny_deepseek import build_tiny_model
 
 KEY = "sk-bench-key"
@@ -52,22 +58,81 @@ def timed(call, samples: int) -> list[float]:
     return out
 
 
-def summary(name: str, latencies: list[float], baseline: list[float] | None) -> str:
+def summary(name: str, latencies: list[float], baseline: list[float] | None, against: str = "direct") -> str:
     """p50/p99 and the ratio to the baseline."""
     ordered = sorted(latencies)
     p50, p99 = statistics.median(ordered) * 1000, ordered[int(len(ordered) * 0.99) - 1] * 1000
     text = f"{name:<28} p50 {p50:7.1f} ms  p99 {p99:7.1f} ms"
     if baseline:
         b50 = statistics.median(baseline) * 1000
-        text += f"  ({p50 / b50:.2f}x direct, +{p50 - b50:.1f} ms)"
+        text += f"  ({p50 / b50:.2f}x {against}, {p50 - b50:+.1f} ms)"
     return text
 
 
+def s3_hang(samples: int) -> None:
+    """Result lookups and uploads while S3 answers, hangs, refuses and recovers; statuses and latencies."""
+    import datetime as dt
+    import threading
+
+    from edge_api.settings import key_id
+
+    s3 = LocalS3().start()
+    proxy = TcpProxy(("127.0.0.1", s3.port)).start()
+    edge = EdgeProcess(s3, f"http://127.0.0.1:{free_port()}", KEY, S3_ENDPOINT_URL=proxy.url).start()
+    day = dt.datetime.now(dt.UTC)
+    document = {"owner": key_id(KEY), "status": 200, "body": {"id": "req-bench", "object": "chat.completion"}}
+    s3.client().put_object(Bucket=s3.bucket, Key=f"results/{day:%Y/%m/%d}/req-bench/result.json",
+                           Body=json.dumps(document).encode())  # fmt: skip
+    headers = {"x-api-key": KEY}
+    try:
+        with httpx.Client(timeout=60, headers=headers) as client:
+            statuses: list[int] = []
+
+            def lookup() -> None:
+                statuses.append(client.get(edge.url + "/v1/results/req-bench").status_code)
+
+            def upload() -> None:
+                body = {"content_type": "image/png", "size": 100}
+                statuses.append(client.post(edge.url + "/v1/uploads", json=body).status_code)
+
+            def phase(name: str, call, n: int, baseline: list[float] | None) -> list[float]:
+                statuses.clear()
+                latencies = timed(call, n)
+                print(
+                    summary(name, latencies, baseline, "S3 answering") + f"  statuses {sorted(set(statuses))}"
+                )
+                return latencies
+
+            timed(lookup, 3)
+            healthy = phase("results, S3 answering", lookup, samples, None)
+            proxy.pause()
+            phase("results, S3 hanging", lookup, max(samples // 8, 3), healthy)
+            hung = [threading.Thread(target=lambda: httpx.get(edge.url + "/v1/results/req-bench", headers=headers,
+                                                              timeout=60)) for _ in range(16)]  # fmt: skip
+            for thread in hung:
+                thread.start()
+            phase("uploads, 16 lookups hung", upload, max(samples // 8, 3), healthy)
+            for thread in hung:
+                thread.join()
+            proxy.cut()
+            phase("results, S3 refusing", lookup, max(samples // 8, 3), healthy)
+            proxy.resume()
+            phase("results, S3 recovered", lookup, samples, healthy)
+    finally:
+        edge.stop()
+        proxy.stop()
+        s3.stop()
+
+
 def main() -> None:
-    """Print cold import times and warm overheads."""
+    """Print cold import times, warm overheads and the S3-hang figures."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--samples", type=int, default=64)
+    parser.add_argument("--s3-hang-only", action="store_true", help="only the S3 hang scenario")
     args = parser.parse_args()
+    s3_hang(args.samples)
+    if args.s3_hang_only:
+        return
     cold = import_seconds("import edge_api.handler")
     print(f"cold import of edge_api.handler: {cold * 1000:.0f} ms (median of 5 fresh interpreters)")
     if importlib.util.find_spec("aws_xray_sdk"):

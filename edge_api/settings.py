@@ -52,9 +52,9 @@ class EdgeSettings(BaseSettings):
     allow_http_webhooks: bool = Field(False, description="Local stack/tests only: webhooks over plain http.")
     # S3 can hang rather than refuse: every call is bounded, and a request waits on S3 at most s3_deadline_s.
     s3_connect_timeout_s: float = Field(1.0, gt=0)
-    s3_read_timeout_s: float = Field(3.0, gt=0)
+    s3_read_timeout_s: float = Field(2.0, gt=0)
     s3_max_attempts: int = Field(2, ge=1, le=5, description="Attempts per S3 call, the first included.")
-    s3_deadline_s: float = Field(5.0, gt=0, description="The most one request waits on S3 before a 503.")
+    s3_deadline_s: float = Field(3.0, gt=0, description="The most one request waits on S3 before a 503.")
     s3_max_concurrency: int = Field(8, ge=1, le=64, description="Threads (and pooled connections) for S3.")
     s3_retry_after_s: int = Field(5, ge=1, description="Retry-After of a 503 when S3 does not answer.")
     # The local server (uvicorn) only; in AWS, API Gateway terminates the client connections.
