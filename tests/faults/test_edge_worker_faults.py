@@ -1,5 +1,6 @@
 """The edge relaying a worker that refuses, overflows or dies mid-request: ids, codes and Retry-After kept."""
 
+import json
 import os
 import signal
 import sys
@@ -122,5 +123,24 @@ def test_a_relayed_queue_full_keeps_its_code_and_retry_after(local_s3, page):
                 assert int(response.headers["retry-after"]) > 0
                 assert len(response.headers.get_list("x-request-id")) == 1
             assert any(r.status_code == 200 for r in answers)
+        finally:
+            edge.stop()
+
+
+def test_a_worker_killed_mid_stream_ends_the_stream_with_an_error_chunk_and_done(local_s3, page):
+    with SlowWorker(local_s3, delay=60) as worker:
+        edge = EdgeProcess(local_s3, worker.url, KEY).start()
+        try:
+            with httpx.stream("POST", edge.url + "/v1/chat/completions", json=chat_body(page, task="ocr", stream=True),
+                              headers=HEADERS, timeout=60) as response:  # fmt: skip
+                time.sleep(2)  # the request is now inside the worker's engine
+                worker.kill()
+                body = response.read().decode()
+            if response.status_code == 200:  # the stream had begun: it must still end as a stream ends
+                events = [line[6:] for line in body.splitlines() if line.startswith("data: ")]
+                assert events[-1] == "[DONE]", body
+                assert json.loads(events[-2])["error"]["code"] == "upstream_unavailable", body
+            else:  # nothing had been relayed yet: the same 502 as a non-streaming request
+                assert response.status_code == 502 and int(response.headers["retry-after"]) > 0, body
         finally:
             edge.stop()
