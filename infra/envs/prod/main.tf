@@ -99,3 +99,17 @@ module "alarms" {
   worker_asg_name                = module.worker_fleet.asg_name
   tags                           = local.tags
 }
+
+# Documents as jobs: queue + DLQ, job records, completion events, IAM for the edge and workers, and the
+# fleet scaling on the backlog. The edge's role has no output; its name follows the edge module's rule.
+module "jobs" {
+  source           = "../../modules/jobs"
+  name             = var.name
+  bucket_arn       = module.results_bucket.arn
+  edge_role_name   = "${var.name}-edge"
+  worker_role_name = module.worker_fleet.instance_role_name
+  worker_asg_name  = module.worker_fleet.asg_name
+  alarm_actions    = [module.alarms.topic_arn]
+  tags             = local.tags
+  depends_on       = [module.edge]
+}

@@ -72,3 +72,13 @@ output "worker_shared_secret_parameter" {
   description = "SSM parameter of the edge -> worker shared secret (rotate: README)."
   value       = module.worker_fleet.shared_secret_parameter_name
 }
+
+output "jobs" {
+  description = "The jobs queue, DLQ, table and completion topic."
+  value = {
+    queue_url  = module.jobs.queue_url
+    dlq_url    = module.jobs.dlq_url
+    table_name = module.jobs.table_name
+    topic_arn  = module.jobs.topic_arn
+  }
+}
