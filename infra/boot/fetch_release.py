@@ -147,8 +147,13 @@ def fetch(bucket: Bucket, prefix: str, dest: Path, include: list[str], python: s
     (dest / "manifest.json").write_text(json.dumps(manifest, indent=1))
     with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
         jobs = [pool.submit(fetch_one, bucket, prefix + k, dest / k, v) for k, v in sorted(files.items())]
-        for job in concurrent.futures.as_completed(jobs):
-            job.result()  # the first failure stops the boot; the rest are abandoned
+        try:
+            for job in concurrent.futures.as_completed(jobs):
+                job.result()
+        except BaseException:
+            for job in jobs:  # the first failure stops the boot: downloads not yet begun never start
+                job.cancel()
+            raise
     return len(files)
 
 

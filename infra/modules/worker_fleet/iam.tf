@@ -42,10 +42,16 @@ resource "aws_iam_role_policy" "worker" {
       {
         # Session Manager (no SSH) and the SSM agent, without AmazonSSMManagedInstanceCore, which
         # would also grant ssm:GetParameter on every parameter of the account.
+        Sid      = "SsmAgent"
+        Effect   = "Allow"
+        Action   = ["ssm:UpdateInstanceInformation"]
+        Resource = "arn:aws:ec2:${data.aws_region.current.name}:*:instance/*"
+      },
+      {
+        # ssmmessages and ec2messages have no resource types: "*" is the only form they take.
         Sid    = "SessionManager"
         Effect = "Allow"
         Action = [
-          "ssm:UpdateInstanceInformation",
           "ssmmessages:CreateControlChannel", "ssmmessages:CreateDataChannel",
           "ssmmessages:OpenControlChannel", "ssmmessages:OpenDataChannel",
           "ec2messages:AcknowledgeMessage", "ec2messages:DeleteMessage", "ec2messages:FailMessage",
