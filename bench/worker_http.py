@@ -5,7 +5,10 @@ HTTP path's own cost shows): direct `engine.run` vs `POST /v1/chat/completions` 
 process (with a local S3 API), at 1 and 32 concurrent callers; then the worker's RSS before and
 after 1,000 more requests.
 
-    .venv/bin/python -m bench.worker_http [--requests 1000]
+    .venv/bin/python -m bench.worker_http [--requests 1000] [--compare-root /path/to/an/older/checkout]
+
+With `--compare-root`, the same HTTP measurements also run against a worker started from that checkout
+(e.g. `git archive <commit> | tar -x -C /tmp/before`), in the same run, so before/after share the machine's load.
 """
 
 from __future__ import annotations
@@ -43,10 +46,17 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-async def http_run(url: str, body: dict, total: int, concurrency: int) -> tuple[list[float], float]:
-    """Latencies of `total` requests at `concurrency`, and the wall time."""
+async def http_run(
+    url: str, body: dict, total: int, concurrency: int
+) -> tuple[list[float], list[float], float]:
+    """Latencies of `total` requests at `concurrency`, each one's overhead (latency - its engine time), wall time.
+
+    The overhead is measured per request against the engine time the worker reports (`ocr.timings_ms.inference`),
+    so it does not drift with the machine's load the way a separate direct measurement would.
+    """
     semaphore = asyncio.Semaphore(concurrency)
     latencies: list[float] = []
+    overheads: list[float] = []
     async with httpx.AsyncClient(timeout=300, limits=httpx.Limits(max_connections=concurrency)) as client:
 
         async def one() -> None:
@@ -54,11 +64,13 @@ async def http_run(url: str, body: dict, total: int, concurrency: int) -> tuple[
                 started = time.perf_counter()
                 response = await client.post(url, json=body)
                 response.raise_for_status()
-                latencies.append(time.perf_counter() - started)
+                latency = time.perf_counter() - started
+                latencies.append(latency)
+                overheads.append(latency - response.json()["ocr"]["timings_ms"]["inference"] / 1000)
 
         started = time.perf_counter()
         await asyncio.gather(*(one() for _ in range(total)))
-        return latencies, time.perf_counter() - started
+        return latencies, overheads, time.perf_counter() - started
 
 
 def main() -> None:
@@ -67,6 +79,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--samples", type=int, default=64)
     parser.add_argument("--tokens", type=int, default=4)
+    parser.add_argument("--compare-root", default=None, help="also measure a worker run from this checkout")
     args = parser.parse_args()
     model_dir = build_tiny_model(Path(tempfile.mkdtemp()))
     document = render_document(["Benchmark page 42"], width=600)
@@ -82,28 +95,55 @@ def main() -> None:
     direct_rps = len(direct) / sum(direct)
 
     s3 = LocalS3().start()
-    worker = WorkerProcess(s3, OCR_ENGINE="deepseek", DEEPSEEK_MODEL=str(model_dir), MAX_NEW_TOKENS=str(args.tokens),
-                           MAX_QUEUE="256", MAX_BATCH_SIZE="8").start()  # fmt: skip
-    url = worker.url + "/v1/chat/completions"
     body = chat_body(data_url(document.png()), task="ocr", mode="tiny")
+    print(f"page {document.image.size}, tiny deepseek on CPU, mode tiny, {args.tokens} tokens; direct engine.run: "
+          f"p50 {d50:.1f} ms, p99 {d99:.1f} ms, {direct_rps:.1f} pages/s")  # fmt: skip
     try:
-        asyncio.run(http_run(url, body, 16, 4))  # warm
-        print(f"page {document.image.size}, tiny deepseek on CPU, mode tiny, {args.tokens} tokens; direct engine.run: p50 {d50:.1f} ms, p99 {d99:.1f} ms, "
-              f"{direct_rps:.1f} pages/s")  # fmt: skip
-        for concurrency in (1, 32):
-            latencies, wall = asyncio.run(http_run(url, body, args.samples, concurrency))
-            h50, h99 = percentiles(latencies)
-            print(f"HTTP at {concurrency:>2} concurrent: p50 {h50:.1f} ms ({h50 / d50:.2f}x direct), p99 {h99:.1f} ms "
-                  f"({h99 / d99:.2f}x), {len(latencies) / wall:.1f} req/s ({len(latencies) / wall / direct_rps:.2f}x)")  # fmt: skip
+        roots = [("this checkout", None)] + (
+            [(args.compare_root, args.compare_root)] if args.compare_root else []
+        )
+        for label, root in roots:
+            worker = WorkerProcess(s3, OCR_ENGINE="deepseek", DEEPSEEK_MODEL=str(model_dir), MAX_NEW_TOKENS=str(args.tokens),
+                                   MAX_QUEUE="256", MAX_BATCH_SIZE="8", HF_HUB_OFFLINE="1")  # fmt: skip
+            if root is not None:
+                worker.service.cwd = Path(root)
+            worker.start()
+            try:
+                measure(label, worker, body, args, d50, d99, direct_rps)
+            finally:
+                worker.stop()
+    finally:
+        s3.stop()
+
+
+def measure(label: str, worker: WorkerProcess, body: dict, args: argparse.Namespace, d50: float, d99: float,
+            direct_rps: float) -> None:  # fmt: skip
+    """The HTTP figures of one worker, as ratios to the direct engine."""
+    url = worker.url + "/v1/chat/completions"
+    asyncio.run(http_run(url, body, 16, 4))  # warm
+    print(f"worker from {label}:")
+    for concurrency in (1, 32):
+        latencies, overheads, wall = asyncio.run(http_run(url, body, args.samples, concurrency))
+        h50, h99 = percentiles(latencies)
+        o50, o99 = percentiles(overheads)
+        print(f"  HTTP at {concurrency:>2} concurrent: p50 {h50:.1f} ms ({h50 / d50:.2f}x direct), p99 {h99:.1f} ms, "
+              f"{len(latencies) / wall:.1f} req/s ({len(latencies) / wall / direct_rps:.2f}x); over its own engine "
+              f"time: p50 {o50:+.1f} ms, p99 {o99:+.1f} ms")  # fmt: skip
+    values = {}
+    for line in httpx.get(worker.url + "/metrics").text.splitlines():
+        if line.startswith(("ocr_batch_size_sum ", "ocr_batch_size_count ")):
+            values[line.split()[0]] = float(line.split()[1])
+    if values.get("ocr_batch_size_count"):
+        print(
+            f"  mean batch size over the run: {values['ocr_batch_size_sum'] / values['ocr_batch_size_count']:.2f}"
+        )
+    if args.requests:
         assert worker.process is not None
         before = rss_mb(worker.process.pid)
-        _, wall = asyncio.run(http_run(url, body, args.requests, 16))
+        _, _, wall = asyncio.run(http_run(url, body, args.requests, 16))
         after = rss_mb(worker.process.pid)
-        print(f"RSS before {before:.0f} MB, after {args.requests} requests {after:.0f} MB "
+        print(f"  RSS before {before:.0f} MB, after {args.requests} requests {after:.0f} MB "
               f"({after - before:+.0f} MB, {args.requests / wall:.1f} req/s)")  # fmt: skip
-    finally:
-        worker.stop()
-        s3.stop()
 
 
 if __name__ == "__main__":

@@ -324,9 +324,15 @@ class OcrService:
             )
             return
         png_key, json_key = prefix + "annotated.png", prefix + "result.json"
-        if result.boxes:
-            response.ocr.annotated_image = self.store.link(png_key)
-        response.ocr.result = self.store.link(json_key)
+        try:  # signing is local, but needs credentials: without them no write could succeed either
+            response.ocr.annotated_image = self.store.link(png_key) if result.boxes else None
+            response.ocr.result = self.store.link(json_key)
+        except S3_ERRORS as exc:
+            log.error("cannot sign result links for %s: %s", job.request_id, exc)
+            self.metrics.results_lost.inc()
+            response.ocr.annotated_image = None
+            response.ocr.warnings.append(f"The result could not be stored ({type(exc).__name__}).")
+            return
         document = _stored(job, 200, response.model_dump(mode="json"))
         image, boxes = job.request.image, result.boxes
 

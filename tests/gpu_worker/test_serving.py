@@ -195,3 +195,25 @@ def test_a_request_that_would_wait_past_its_budget_gets_an_early_429_not_a_late_
             assert int(response.headers["retry-after"]) >= 1
             assert "estimated wait" in response.json()["error"]["message"]
     assert "ocr_admission_rejected_total" in httpx.get(server.url + "/metrics").text
+
+
+def test_a_worker_without_credentials_answers_the_text_and_says_nothing_is_stored(local_s3, tmp_path):
+    from botocore.exceptions import NoCredentialsError
+
+    cfg = settings(local_s3, tmp_path)
+    store = ResultStore(cfg)
+
+    def no_credentials(key):
+        raise NoCredentialsError()
+
+    store.link = no_credentials  # what botocore raises when it finds no credentials to sign with
+    server = ServerThread(build_app(cfg, engine=ScriptedEngine(), store=store), settings=cfg).start()
+    try:
+        wait_ready(server)
+        response = httpx.post(server.url + "/v1/chat/completions", json=chat_body(PAGE), timeout=30)
+        assert response.status_code == 200
+        ocr = response.json()["ocr"]
+        assert ocr["result"] is None and ocr["annotated_image"] is None
+        assert ocr["warnings"] == ["The result could not be stored (NoCredentialsError)."]
+    finally:
+        server.stop()
