@@ -56,3 +56,28 @@ def test_wrong_key_and_unreachable_edge_are_worded(edge_server):
         )
     with pytest.raises(OcrFailed, match="not a PNG"):
         asyncio.run(run_ocr(FrontendSettings(edge_url=edge_server.url), b"text", "ocr", "tiny", None))
+
+
+@pytest.mark.integration
+def test_streamed_reading_rebuilds_the_answer_and_reports_text_as_it_arrives(edge_server, edge_keys):
+    settings = FrontendSettings(edge_url=edge_server.url, edge_api_key=edge_keys[0])
+    seen: list[str] = []
+    reply = asyncio.run(
+        run_ocr(
+            settings, render_document(LINES).png(), "ocr", "small", None, stream=True, on_text=seen.append
+        )
+    )
+    assert reply["choices"][0]["message"]["content"].splitlines() == LINES
+    assert seen and seen[-1] == reply["choices"][0]["message"]["content"]
+    assert reply["ocr"]["request_id"] == reply["id"] and reply["choices"][0]["finish_reason"] == "stop"
+
+
+@pytest.mark.integration
+def test_a_free_prompt_is_sent_as_text_and_refused_in_words_by_an_engine_without_prompts(
+    edge_server, edge_keys
+):
+    settings = FrontendSettings(edge_url=edge_server.url, edge_api_key=edge_keys[0])
+    with pytest.raises(OcrFailed, match="refused"):
+        asyncio.run(
+            run_ocr(settings, render_document(LINES).png(), "custom", "small", None, prompt="List the dates.")
+        )
