@@ -4,11 +4,6 @@ mock_provider "aws" {
   source = "./tests/mocks"
 }
 
-override_resource {
-  target = module.jobs.aws_autoscaling_policy.from_zero
-  values = { arn = "arn:aws:autoscaling:us-west-2:123456789012:scalingPolicy:0000:autoScalingGroupName/ocr-workers:policyName/from-zero" }
-}
-
 variables {
   bucket_name     = "test-ocr-results"
   release         = "2026-11-29-r1"

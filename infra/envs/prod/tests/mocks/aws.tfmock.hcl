@@ -69,3 +69,6 @@ mock_data "aws_caller_identity" {
 mock_resource "aws_kms_key" {
   defaults = { arn = "arn:aws:kms:us-west-2:123456789012:key/00000000-0000-0000-0000-000000000000", key_id = "00000000-0000-0000-0000-000000000000" }
 }
+mock_resource "aws_autoscaling_policy" {
+  defaults = { arn = "arn:aws:autoscaling:us-west-2:123456789012:scalingPolicy:0000:autoScalingGroupName/mock:policyName/mock" }
+}
