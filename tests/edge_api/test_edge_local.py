@@ -14,8 +14,8 @@ from edge_api.settings import EdgeSettings, key_id
 from gpu_worker.app import build_app as build_worker
 from gpu_worker.settings import WorkerSettings
 from gpu_worker.storage import ResultStore
-from tests.gpu_worker.test_serving import ScriptedEngine
 from tests.utils.documents import render_document, to_bytes
+from tests.utils.engines import ScriptedEngine
 from tests.utils.requests import chat_body, data_url, image_message
 from tests.utils.servers import WORKER_SECRET, ServerThread, free_port
 
