@@ -190,6 +190,7 @@ def test_slow_worker_is_504_with_the_request_id(local_s3):
         response = httpx.post(edge.url + "/v1/chat/completions", json=chat_body(page),
                               headers={"x-api-key": "sk-k"}, timeout=30)  # fmt: skip
         assert response.status_code == 504
+        assert len(response.headers.get_list("x-request-id")) == 1
         request_id = response.headers["x-request-id"]
         assert request_id in response.json()["error"]["message"]
         local_s3.wait_for_key(f"/{request_id}/result.json", 10)  # the worker still finished and stored it

@@ -116,3 +116,22 @@ def test_uploads_never_wait_on_s3_even_with_lookups_hanging(local_s3, proxy):
             thread.join(timeout=30)
     finally:
         edge.stop()
+
+
+def test_the_lambda_handler_answers_503_too_while_s3_refuses(local_s3, proxy, monkeypatch):
+    import importlib
+
+    from tests.utils.apigw import LambdaContext, rest_event
+
+    for name, value in {"S3_ENDPOINT_URL": proxy.url, "RESULTS_BUCKET": local_s3.bucket,
+                        "WORKER_URL": "http://127.0.0.1:9", "EMIT_METRICS": "false"}.items():  # fmt: skip
+        monkeypatch.setenv(name, value)
+    import edge_api.handler as module
+
+    handler = importlib.reload(module).handler
+    proxy.cut()
+    result = handler(rest_event("GET", "/v1/results/req-lambda-cut"), LambdaContext())
+    assert result["statusCode"] == 503, result["body"]
+    assert json.loads(result["body"])["error"]["code"] == "storage_unavailable"
+    headers = {k.lower(): v for k, v in (result.get("headers") or {}).items()}
+    assert int(headers["retry-after"]) > 0
