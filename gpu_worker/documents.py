@@ -72,7 +72,9 @@ class PdfFile:
                 self._doc = pdfium.PdfDocument(data)
                 self.page_count = len(self._doc)
             except pdfium.PdfiumError as exc:
-                if getattr(exc, "err_code", None) in _PASSWORD_ERRORS:
+                # PDFium's last error is process-wide and outlives the call that set it: confirm by the
+                # trailer's /Encrypt entry, or a broken file read after an encrypted one says "encrypted".
+                if getattr(exc, "err_code", None) in _PASSWORD_ERRORS and b"/Encrypt" in data:
                     raise InvalidRequest(
                         "The PDF is encrypted with a password; send it unlocked.",
                         param="messages",

@@ -135,10 +135,15 @@ class LocalStack:
         base = {**os.environ, "PYTHONPATH": str(ROOT), "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",
                 "AWS_REGION": "us-west-2", "AWS_DEFAULT_REGION": "us-west-2", "RESULTS_BUCKET": self.bucket,
                 "S3_ENDPOINT_URL": self.urls["s3"], "PATH": f"{tools}:{BIN}:{os.environ.get('PATH', '')}",
-                **(extra_env or {})}  # fmt: skip
+                **self.jobs_env(), **(extra_env or {})}  # fmt: skip
         self.services = self._services(base, engine)
         for service in self.services.values():
             service.cancel = self.cancel
+
+    def jobs_env(self) -> dict[str, str]:
+        """Jobs on the same local endpoint: boto3 finds SQS and DynamoDB through AWS_ENDPOINT_URL."""
+        return {"AWS_ENDPOINT_URL": self.urls["s3"], "JOBS_TABLE": "ocr-jobs", "ALLOW_HTTP_WEBHOOKS": "true",
+                "JOBS_QUEUE_URL": f"{self.urls['s3']}/123456789012/ocr-jobs"}  # moto's account id  # fmt: skip
 
     def _services(self, base: dict[str, str], engine: str) -> dict[str, Service]:
         """Each service with its command line, environment and health URL, in start-up order."""
@@ -193,6 +198,10 @@ class LocalStack:
         client.create_bucket(
             Bucket=self.bucket, CreateBucketConfiguration={"LocationConstraint": "us-west-2"}
         )
+        from gpu_worker.protocol.job_table import create_resources  # the jobs queue, its DLQ and table
+
+        create_resources(region="us-west-2", endpoint_url=self.urls["s3"], table="ocr-jobs", queue="ocr-jobs",
+                         dlq="ocr-jobs-dlq", aws_access_key_id="local", aws_secret_access_key="local")  # fmt: skip
 
     def stop_service(self, name: str) -> None:
         """Stop one service (tests stop the worker to see the web app's error)."""

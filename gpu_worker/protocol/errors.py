@@ -65,6 +65,10 @@ class ModelNotFound(NotFound):
     code = "model_not_found"
 
 
+class Conflict(ServiceError):
+    status, type, code = 409, "invalid_request_error", "conflict"
+
+
 class PayloadTooLarge(ServiceError):
     status, type, code = 413, "invalid_request_error", "payload_too_large"
 
@@ -96,7 +100,7 @@ def error_body(message: str, type_: str, param: str | None = None, code: str | N
 
 HTTP_ERROR_TYPES = {
     400: "invalid_request_error", 401: "authentication_error", 403: "permission_error", 404: "not_found_error",
-    405: "invalid_request_error", 413: "invalid_request_error", 415: "invalid_request_error",
+    405: "invalid_request_error", 409: "invalid_request_error", 413: "invalid_request_error", 415: "invalid_request_error",
     422: "invalid_request_error", 429: "rate_limit_error", 504: "timeout_error",
 }  # fmt: skip
 

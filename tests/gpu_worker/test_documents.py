@@ -104,6 +104,17 @@ def test_hostile_pdfs_are_clear_400s(data, code):
     assert info.value.code == code and info.value.status == 400
 
 
+def test_a_broken_pdf_after_an_encrypted_one_is_not_called_encrypted():
+    # PDFium keeps its last error globally; the answer must describe this file, not the one before.
+    with pytest.raises(InvalidRequest) as first:
+        render(pdfs.encrypted(pdfs.text_document(1)[0]))
+    assert first.value.code == "pdf_encrypted"
+    for data in (pdfs.zero_pages(), pdfs.text_document(2)[0][:400]):
+        with pytest.raises(InvalidRequest) as info:
+            render(data)
+        assert info.value.code == "invalid_pdf"
+
+
 def test_owner_password_only_pdf_opens():
     import io
 

@@ -1,0 +1,262 @@
+"""The jobs queue consumer: a peer of the HTTP routes. It turns queue messages into the same OCR requests the
+routes make and submits them to the same batching loop, pulling only when the loop has room, so interactive
+requests keep their latency under a job backlog.
+
+Messages: `split` (render the document, store page images, fan out one message per page) and `page` (read one
+page, store its result under jobs/<id>/pages/NNNN/, count it once; the last page finishes the job). Delivery
+is at least once: a page already counted is skipped; a page that keeps failing is counted failed on its last
+allowed attempt and left to the DLQ.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import json
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from PIL import Image
+
+from gpu_worker.annotate import annotate_png
+from gpu_worker.documents import looks_like_pdf, open_pdf
+from gpu_worker.intake import decode_image
+from gpu_worker.job_output import fail_job, maybe_finish
+from gpu_worker.protocol import (
+    ACTIVE,
+    S3Image,
+    ServiceError,
+    build_prompt,
+    page_image_key,
+    page_message,
+    page_result_prefix,
+    parse_image_url,
+    parse_message,
+    parse_page_selection,
+    resolve_pages,
+    too_many_pages,
+)
+from gpu_worker.protocol.job_table import CLIENT_CONFIG, JobTable
+from gpu_worker.types import OcrRequest
+
+if TYPE_CHECKING:
+    from gpu_worker.serving import OcrService
+
+log = logging.getLogger(__name__)
+
+
+class JobConsumer:
+    """Long-polls the jobs queue while the batch loop has room; one task per message in flight."""
+
+    def __init__(self, service: OcrService) -> None:
+        settings = service.settings
+        assert settings.jobs_queue_url and settings.jobs_table
+        self.service, self.settings, self.store = service, settings, service.store
+        self.queue_url = settings.jobs_queue_url
+        self.sqs: Any = boto3.client("sqs", region_name=settings.aws_region, config=CLIENT_CONFIG)
+        self.table = JobTable(settings.jobs_table, region=settings.aws_region)
+        # Its own threads: a long poll or a slow S3 call never holds up the routes' pools.
+        self.pool = ThreadPoolExecutor(max_workers=4 + settings.max_batch_size, thread_name_prefix="jobs")
+        self.inflight: set[asyncio.Task[None]] = set()
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    def start(self) -> None:
+        """Start polling on the running event loop."""
+        self._task = asyncio.create_task(self._run(), name="jobs-consumer")
+
+    async def stop(self, timeout: float) -> None:
+        """Stop pulling; give pages in flight `timeout` s (unfinished ones are redelivered by SQS)."""
+        self._stopping = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self.inflight:
+            await asyncio.wait(self.inflight, timeout=timeout)
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+    async def _call(self, function: Any, *args: Any, **kwargs: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self.pool, lambda: function(*args, **kwargs))
+
+    def room(self) -> int:
+        """Messages worth taking now: none while interactive requests wait, else up to one batch in flight."""
+        loop = self.service.loop
+        if not self.service.ready or loop.depth > 0 or loop.incoming > 0:
+            return 0
+        return max(0, self.settings.max_batch_size - len(self.inflight))
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            wanted = min(10, self.room())
+            if wanted == 0:
+                await asyncio.sleep(0.05)
+                continue
+            try:
+                answer = await self._call(
+                    self.sqs.receive_message, QueueUrl=self.queue_url, MaxNumberOfMessages=wanted,
+                    WaitTimeSeconds=self.settings.jobs_poll_s, MessageSystemAttributeNames=["ApproximateReceiveCount"],
+                )  # fmt: skip
+            except Exception as exc:  # the queue briefly down: wait and poll again, nothing is lost
+                log.warning("jobs queue receive failed: %s", exc)
+                await asyncio.sleep(2)
+                continue
+            for message in answer.get("Messages", []):
+                task = asyncio.create_task(self._handle(message))
+                self.inflight.add(task)
+                task.add_done_callback(self.inflight.discard)
+
+    async def _handle(self, message: dict[str, Any]) -> None:
+        receipt = message["ReceiptHandle"]
+        parsed = parse_message(message.get("Body", ""))
+        attempt = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
+        try:
+            if parsed is None:
+                log.warning("dropping a message that is not a job message")
+                done = True
+            elif parsed["type"] == "split":
+                done = await self._call(self.split, parsed["job_id"], attempt)
+            else:
+                done = await self._heartbeat(receipt, self.page(parsed["job_id"], parsed["page"], attempt))
+        except Exception:  # S3, DynamoDB or the engine failed: leave the message, SQS redelivers it
+            log.exception("job message failed (attempt %d)", attempt)
+            done = False
+        if done:
+            with contextlib.suppress(Exception):
+                await self._call(self.sqs.delete_message, QueueUrl=self.queue_url, ReceiptHandle=receipt)
+        else:
+            with contextlib.suppress(Exception):  # retry soon rather than after the whole visibility timeout
+                await self._call(self.sqs.change_message_visibility, QueueUrl=self.queue_url,
+                                 ReceiptHandle=receipt, VisibilityTimeout=self.settings.jobs_retry_delay_s)  # fmt: skip
+
+    async def _heartbeat(self, receipt: str, work: Any) -> bool:
+        """Run `work`, extending the message's visibility while it runs (a page can outlast the timeout)."""
+        task = asyncio.ensure_future(work)
+        every = max(self.settings.jobs_visibility_s / 3, 0.5)
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=every)
+            if done:
+                return bool(task.result())
+            with contextlib.suppress(Exception):
+                await self._call(self.sqs.change_message_visibility, QueueUrl=self.queue_url, ReceiptHandle=receipt,
+                                 VisibilityTimeout=self.settings.jobs_visibility_s)  # fmt: skip
+
+    # ---- split: render once, fan out ------------------------------------------------------------
+
+    def split(self, job_id: str, attempt: int) -> bool:
+        """Render the job's document to page images and queue one message per page (safe to repeat)."""
+        job = self.table.get_job(job_id)
+        if job is None or job["status"] not in ACTIVE:
+            return True
+        settings = self.settings
+        try:
+            reference = parse_image_url(job["file"], max_bytes=settings.max_pdf_bytes)
+            if not isinstance(reference, S3Image):
+                raise ValueError("a job's file is always an upload")
+            self.store.check_upload(reference.bucket, reference.key, job["owner"])
+            data = self.store.fetch_upload(reference.bucket, reference.key, settings.max_pdf_bytes)
+            selection = parse_page_selection(job.get("pages_spec"), max_pages=settings.max_job_pages)
+            numbers = self._render_pages(job_id, data, selection)
+        except ServiceError as exc:  # the document itself is the problem: the job fails with the reason
+            fail_job(self.table, job, exc.message, settings.jobs_topic_arn, settings.aws_region)
+            return True
+        self.table.set_pages_total(job_id, numbers)
+        for start in range(0, len(numbers), 10):
+            entries = [
+                {"Id": str(n), "MessageBody": page_message(job_id, n)} for n in numbers[start : start + 10]
+            ]
+            self.sqs.send_message_batch(QueueUrl=self.queue_url, Entries=entries)
+        return True
+
+    def _render_pages(self, job_id: str, data: bytes, selection: list[int] | None) -> list[int]:
+        settings = self.settings
+        if not looks_like_pdf(data):  # an image is a one-page document
+            image = decode_image(data, max_bytes=settings.max_pdf_bytes, max_pixels=settings.max_image_pixels)
+            numbers = resolve_pages(selection, 1)
+            self.store.put(page_image_key(job_id, 1), _png(image), "image/png")
+            return numbers
+        with open_pdf(data, max_bytes=settings.max_pdf_bytes) as pdf:
+            numbers = resolve_pages(selection, pdf.page_count)
+            if len(numbers) > settings.max_job_pages:
+                raise too_many_pages(len(numbers), settings.max_job_pages)
+            for number in numbers:  # one page in memory at a time
+                image = pdf.render(number, dpi=settings.pdf_dpi, max_pixels=settings.max_image_pixels)
+                self.store.put(page_image_key(job_id, number), _png(image), "image/png")
+        return numbers
+
+    # ---- page: one OCR request through the batch loop -------------------------------------------
+
+    async def page(self, job_id: str, number: int, attempt: int) -> bool:
+        """Read one page and count it; True when the message is finished with."""
+        table, settings = self.table, self.settings
+        job = await self._call(table.get_job, job_id)
+        if job is None or job["status"] not in ACTIVE:
+            return True  # cancelled or already finished: nothing more to do for this page
+        record = await self._call(table.page, job_id, number)
+        if record is None:
+            return True
+        if record["status"] in ("succeeded", "failed"):  # a duplicate delivery: make sure the job can finish
+            await self._call(
+                maybe_finish, table, self.store, job_id, settings.jobs_topic_arn, settings.aws_region
+            )
+            return True
+        await self._call(table.start_page, job_id, number)
+        png = await self._call(self._read, page_image_key(job_id, number))
+        image = Image.open(io.BytesIO(png)).convert("RGB")
+        prompt = build_prompt(job["task"], job.get("ref_text"))
+        request = OcrRequest(request_id=f"{job_id}.p{number}", image=image, task=prompt.task, mode=job["mode"],
+                             prompt=prompt.text, ref_text=prompt.ref_text,
+                             max_new_tokens=settings.max_new_tokens)  # fmt: skip
+        result = await self.service.loop.submit(request).future
+        if result.error is not None:
+            if attempt < settings.jobs_max_receive:
+                return False  # retried; on its last attempt it is counted failed below and left to the DLQ
+            reason = f"{type(result.error).__name__}: {result.error}"
+            await self._call(table.finish_page, job, number, error=reason)
+            await self._call(
+                maybe_finish, table, self.store, job_id, settings.jobs_topic_arn, settings.aws_region
+            )
+            return False
+        prefix = page_result_prefix(job_id, number)
+        stored = {"page": number, "text": result.text, "raw": result.raw,
+                  "boxes": [b.model_dump() for b in result.boxes], "repetition_detected": result.repetition_detected,
+                  "finish_reason": result.finish_reason, "prompt_tokens": result.prompt_tokens,
+                  "completion_tokens": result.completion_tokens}  # fmt: skip
+        await self._call(self._store_page, prefix, image, result.boxes, stored)
+        await self._call(table.finish_page, job, number, prompt_tokens=result.prompt_tokens,
+                         completion_tokens=result.completion_tokens, annotated=bool(result.boxes))  # fmt: skip
+        await self._call(
+            maybe_finish, table, self.store, job_id, settings.jobs_topic_arn, settings.aws_region
+        )
+        return True
+
+    def _read(self, key: str) -> bytes:
+        body: bytes = self.store.client.get_object(Bucket=self.store.bucket, Key=key)["Body"].read()
+        return body
+
+    def _store_page(self, prefix: str, image: Image.Image, boxes: list[Any], stored: dict[str, Any]) -> None:
+        # Written before the page is counted, so whoever finishes the job can always read every page.
+        if boxes:
+            self.store.put(prefix + "annotated.png", annotate_png(image, boxes), "image/png")
+        self.store.put(
+            prefix + "result.json", json.dumps(stored, ensure_ascii=False).encode(), "application/json"
+        )
+
+
+def _png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", compress_level=1)  # speed over size: these are working files
+    return buffer.getvalue()
+
+
+def start_jobs_consumer(service: OcrService) -> JobConsumer | None:
+    """Start consuming the jobs queue when the worker has one configured."""
+    if not (service.settings.jobs_queue_url and service.settings.jobs_table):
+        return None
+    consumer = JobConsumer(service)
+    consumer.start()
+    log.info("consuming jobs from %s", service.settings.jobs_queue_url)
+    return consumer

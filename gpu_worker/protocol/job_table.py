@@ -1,0 +1,329 @@
+"""The job record in DynamoDB: jobs, their pages, idempotency keys and usage counters in one table.
+
+Imported by the edge (Lambda) and the worker; torch-free, boto3 only (not re-exported by the package, so
+importing the contract stays light). Every counter changes in a conditional transaction with the page's own
+status, so a message delivered twice can never count a page twice.
+
+Items (pk, sk):  job#ID, job | job#ID, page#NNNN | idem#OWNER#KEY, idem | usage#OWNER, day#YYYY-MM-DD
+Index `by_owner` (owner, created_id) lists a key's jobs newest first.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from decimal import Decimal
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from gpu_worker.protocol.errors import Conflict, NotFound
+from gpu_worker.protocol.jobs import ACTIVE, IDEMPOTENCY_TTL_S, JobCreate
+
+OWNER_INDEX = "by_owner"
+JOB_TTL_S = 30 * 24 * 3600
+CLIENT_CONFIG = Config(connect_timeout=3, read_timeout=10, retries={"max_attempts": 3, "mode": "standard"})
+
+
+def _plain(value: Any) -> Any:
+    """DynamoDB's Decimals back to ints (every number we store is a whole number)."""
+    if isinstance(value, Decimal):
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def today(now: float | None = None) -> str:
+    """The UTC day counters are kept under."""
+    return dt.datetime.fromtimestamp(now if now is not None else time.time(), dt.UTC).strftime("%Y-%m-%d")
+
+
+def _conditional_failed(exc: ClientError) -> bool:
+    """A condition said no (the item is not in the state we require): an answer, not a fault."""
+    code = exc.response.get("Error", {}).get("Code")
+    if code == "TransactionCanceledException":  # only when a condition, not a conflict or error, cancelled it
+        reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+        return "ConditionalCheckFailed" in reasons and all(
+            r in ("ConditionalCheckFailed", "None") for r in reasons
+        )
+    return code == "ConditionalCheckFailedException"
+
+
+class JobTable:
+    """Blocking boto3 calls (run them in a thread from async code)."""
+
+    def __init__(self, table_name: str, *, region: str, endpoint_url: str | None = None) -> None:
+        self.name = table_name
+        resource = boto3.resource(
+            "dynamodb", region_name=region, endpoint_url=endpoint_url, config=CLIENT_CONFIG
+        )
+        self.table: Any = resource.Table(table_name)
+        self.client: Any = resource.meta.client
+
+    # ---- jobs ------------------------------------------------------------------------------------
+
+    def create_job(
+        self, job_id: str, owner: str, body: JobCreate, webhook_secret: str | None
+    ) -> dict[str, Any]:
+        """Write a new job record (queued) and count it in the key's usage."""
+        now = int(time.time())
+        item = {
+            "pk": f"job#{job_id}", "sk": "job", "id": job_id, "owner": owner, "created_id": f"{now:012d}#{job_id}",
+            "status": "queued", "task": body.task or "markdown", "mode": body.mode or "gundam", "file": body.file,
+            "ref_text": body.ref_text, "pages_spec": body.pages, "webhook_url": body.webhook_url,
+            "webhook_secret": webhook_secret, "pages_done": 0, "pages_failed": 0, "created": now, "updated": now,
+            "ttl": now + JOB_TTL_S,
+        }  # fmt: skip
+        item = {k: v for k, v in item.items() if v is not None}
+        self.table.put_item(Item=item, ConditionExpression="attribute_not_exists(pk)")
+        self.add_usage(owner, jobs=1)
+        return item
+
+    def get_job(self, job_id: str) -> dict[str, Any] | None:
+        """The job record (strongly consistent), or None."""
+        found = self.table.get_item(Key={"pk": f"job#{job_id}", "sk": "job"}, ConsistentRead=True).get("Item")
+        return _plain(found) if found else None
+
+    def get_owned(self, job_id: str, owner: str) -> dict[str, Any]:
+        """This key's job; another key's job answers exactly like a missing one (404)."""
+        job = self.get_job(job_id)
+        if job is None or job.get("owner") != owner:
+            raise NotFound(f"No job {job_id!r} (or not yours).", code="job_not_found", param="id")
+        return job
+
+    def pages(self, job_id: str) -> list[dict[str, Any]]:
+        """Every page record of a job, in page order."""
+        items: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :page)",
+            "ExpressionAttributeValues": {":pk": f"job#{job_id}", ":page": "page#"},
+            "ConsistentRead": True,
+        }
+        while True:
+            answer = self.table.query(**kwargs)
+            items += [_plain(i) for i in answer.get("Items", [])]
+            if "LastEvaluatedKey" not in answer:
+                return items
+            kwargs["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+
+    def list_jobs(self, owner: str, limit: int, after: str | None) -> tuple[list[dict[str, Any]], bool]:
+        """This key's jobs, newest first, starting after job `after`."""
+        kwargs: dict[str, Any] = {
+            "IndexName": OWNER_INDEX, "KeyConditionExpression": "#o = :o", "ExpressionAttributeNames": {"#o": "owner"},
+            "ExpressionAttributeValues": {":o": owner}, "ScanIndexForward": False, "Limit": limit + 1,
+        }  # fmt: skip
+        if after:
+            start = self.get_owned(after, owner)
+            kwargs["ExclusiveStartKey"] = {k: start[k] for k in ("pk", "sk", "owner", "created_id")}
+        items = [_plain(i) for i in self.table.query(**kwargs).get("Items", [])]
+        return items[:limit], len(items) > limit
+
+    def claim_idempotency_key(self, owner: str, key: str, fingerprint: str, job_id: str) -> str | None:
+        """Reserve `key` for `job_id`; the job id already holding it (same request), or 409 for another body."""
+        now = int(time.time())
+        item = {"pk": f"idem#{owner}#{key}", "sk": "idem", "job_id": job_id, "fingerprint": fingerprint,
+                "ttl": now + IDEMPOTENCY_TTL_S}  # fmt: skip
+        try:
+            # An expired key (past its ttl, not yet swept by DynamoDB) may be reused.
+            self.table.put_item(
+                Item=item, ConditionExpression="attribute_not_exists(pk) OR #t < :now",
+                ExpressionAttributeNames={"#t": "ttl"}, ExpressionAttributeValues={":now": now},
+            )  # fmt: skip
+            return None
+        except ClientError as exc:
+            if not _conditional_failed(exc):
+                raise
+        held = _plain(
+            self.table.get_item(Key={"pk": item["pk"], "sk": "idem"}, ConsistentRead=True).get("Item")
+        )
+        if not held or held.get("fingerprint") != fingerprint:
+            raise Conflict(
+                "This Idempotency-Key was already used with a different request body.",
+                code="idempotency_key_reused",
+            )
+        return str(held["job_id"])
+
+    def set_pages_total(self, job_id: str, pages: list[int]) -> None:
+        """Record the page count and create every page record (queued); safe to repeat."""
+        now = int(time.time())
+        self.table.update_item(
+            Key={"pk": f"job#{job_id}", "sk": "job"},
+            UpdateExpression="SET pages_total = :n, #s = :running, updated = :now",
+            ConditionExpression="#s = :queued OR #s = :running",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={
+                ":n": len(pages),
+                ":running": "running",
+                ":queued": "queued",
+                ":now": now,
+            },
+        )
+        with self.table.batch_writer(overwrite_by_pkeys=["pk", "sk"]) as batch:
+            for page in pages:
+                batch.put_item(Item={"pk": f"job#{job_id}", "sk": f"page#{page:04d}", "page": page,
+                                     "status": "queued", "ttl": now + JOB_TTL_S})  # fmt: skip
+
+    def page(self, job_id: str, page: int) -> dict[str, Any] | None:
+        """One page record."""
+        found = self.table.get_item(
+            Key={"pk": f"job#{job_id}", "sk": f"page#{page:04d}"}, ConsistentRead=True
+        )
+        return _plain(found.get("Item")) if found.get("Item") else None
+
+    def start_page(self, job_id: str, page: int) -> bool:
+        """Mark a page running; False when it is already finished (a duplicate delivery)."""
+        try:
+            self.table.update_item(
+                Key={"pk": f"job#{job_id}", "sk": f"page#{page:04d}"},
+                UpdateExpression="SET #s = :running, updated = :now ADD attempts :one",
+                ConditionExpression="#s = :queued OR #s = :running",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={
+                    ":running": "running",
+                    ":queued": "queued",
+                    ":now": int(time.time()),
+                    ":one": 1,
+                },  # fmt: skip
+            )
+            return True
+        except ClientError as exc:
+            if _conditional_failed(exc):
+                return False
+            raise
+
+    def finish_page(self, job: dict[str, Any], page: int, *, error: str | None = None,
+                    prompt_tokens: int = 0, completion_tokens: int = 0, annotated: bool = False) -> bool:  # fmt: skip
+        """Count one page as succeeded (or failed) exactly once; False when it was already counted."""
+        job_id, now = job["id"], int(time.time())
+        status, counter = ("failed", "pages_failed") if error else ("succeeded", "pages_done")
+        page_names = {"#s": "status", **({"#e": "error"} if error else {})}
+        page_values: dict[str, Any] = {":s": status, ":queued": "queued", ":running": "running", ":now": now,
+                                       ":a": annotated, **({":e": error[:1000]} if error else {})}  # fmt: skip
+        # The resource's client: plain Python values, serialised by boto3 like the Table calls.
+        try:
+            self.client.transact_write_items(
+                TransactItems=[
+                    {"Update": {
+                        "TableName": self.name, "Key": {"pk": f"job#{job_id}", "sk": f"page#{page:04d}"},
+                        "UpdateExpression": "SET #s = :s, updated = :now, annotated = :a" + (", #e = :e" if error else ""),
+                        "ConditionExpression": "#s = :queued OR #s = :running",
+                        "ExpressionAttributeNames": page_names, "ExpressionAttributeValues": page_values,
+                    }},
+                    {"Update": {
+                        "TableName": self.name, "Key": {"pk": f"job#{job_id}", "sk": "job"},
+                        "UpdateExpression": f"SET updated = :now ADD {counter} :one",
+                        "ExpressionAttributeValues": {":now": now, ":one": 1},
+                    }},
+                    {"Update": {
+                        "TableName": self.name, "Key": {"pk": f"usage#{job['owner']}", "sk": f"day#{today(now)}"},
+                        "UpdateExpression": "ADD pages :one, prompt_tokens :p, completion_tokens :c",
+                        "ExpressionAttributeValues": {":one": 1, ":p": prompt_tokens, ":c": completion_tokens},
+                    }},
+                ]
+            )  # fmt: skip
+            return True
+        except ClientError as exc:
+            if _conditional_failed(exc):
+                return False
+            raise
+
+    def complete(
+        self, job_id: str, status: str, result: dict[str, str] | None, error: str | None = None
+    ) -> bool:
+        """Set the final status once (only from queued/running); False when someone else already did."""
+        now = int(time.time())
+        names = {"#s": "status"}
+        values: dict[str, Any] = {":s": status, ":now": now, ":queued": "queued", ":running": "running"}
+        update = "SET #s = :s, updated = :now, finished = :now"
+        if result is not None:
+            update += ", result_keys = :r"
+            values[":r"] = result
+        if error is not None:
+            update += ", #e = :e"
+            names["#e"] = "error"
+            values[":e"] = error[:1000]
+        try:
+            self.table.update_item(
+                Key={"pk": f"job#{job_id}", "sk": "job"}, UpdateExpression=update,
+                ConditionExpression="#s = :queued OR #s = :running",
+                ExpressionAttributeNames=names, ExpressionAttributeValues=values,
+            )  # fmt: skip
+            return True
+        except ClientError as exc:
+            if _conditional_failed(exc):
+                return False
+            raise
+
+    def cancel(self, job_id: str, owner: str) -> dict[str, Any]:
+        """Cancel this key's job if it is still queued or running; the job as it is now."""
+        job = self.get_owned(job_id, owner)
+        if job["status"] in ACTIVE:
+            self.complete(job_id, "cancelled", None, error="Cancelled by the caller.")
+        return self.get_owned(job_id, owner)
+
+    # ---- usage -----------------------------------------------------------------------------------
+
+    def add_usage(self, owner: str, **counts: int) -> None:
+        """Add to today's counters of this key (atomic ADD)."""
+        names = {f"#{k}": k for k in counts}
+        values = {f":{k}": v for k, v in counts.items()}
+        self.table.update_item(
+            Key={"pk": f"usage#{owner}", "sk": f"day#{today()}"},
+            UpdateExpression="ADD " + ", ".join(f"#{k} :{k}" for k in counts),
+            ExpressionAttributeNames=names, ExpressionAttributeValues=values,
+        )  # fmt: skip
+
+    def usage(self, owner: str, days: int) -> list[dict[str, Any]]:
+        """The last `days` days of this key's counters, oldest first, days without use included as zeros."""
+        end = dt.datetime.now(dt.UTC).date()
+        dates = [(end - dt.timedelta(days=n)).isoformat() for n in range(days - 1, -1, -1)]
+        answer = self.table.query(
+            KeyConditionExpression="pk = :pk AND sk BETWEEN :a AND :b",
+            ExpressionAttributeValues={
+                ":pk": f"usage#{owner}",
+                ":a": f"day#{dates[0]}",
+                ":b": f"day#{dates[-1]}",
+            },
+        )
+        found = {item["sk"][4:]: _plain(item) for item in answer.get("Items", [])}
+        fields = ("requests", "pages", "prompt_tokens", "completion_tokens", "jobs")
+        return [{"date": d, **{f: int(found.get(d, {}).get(f, 0)) for f in fields}} for d in dates]
+
+
+def create_resources(*, region: str, endpoint_url: str | None, table: str, queue: str, dlq: str,
+                     max_receive: int = 3, visibility_s: int = 120, **credentials: str) -> dict[str, str]:  # fmt: skip
+    """Create the table, the queue and its DLQ (the local stack and tests; Terraform does this on AWS)."""
+    dynamodb = boto3.client("dynamodb", region_name=region, endpoint_url=endpoint_url, config=CLIENT_CONFIG,
+                            **credentials)  # fmt: skip
+    keys = [("pk", "S"), ("sk", "S"), ("owner", "S"), ("created_id", "S")]
+    try:
+        dynamodb.create_table(
+            TableName=table, BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[{"AttributeName": n, "AttributeType": t} for n, t in keys],
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+            GlobalSecondaryIndexes=[{
+                "IndexName": OWNER_INDEX, "Projection": {"ProjectionType": "ALL"},
+                "KeySchema": [{"AttributeName": "owner", "KeyType": "HASH"},
+                              {"AttributeName": "created_id", "KeyType": "RANGE"}],
+            }],
+        )  # fmt: skip
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "ResourceInUseException":
+            raise
+    sqs = boto3.client(
+        "sqs", region_name=region, endpoint_url=endpoint_url, config=CLIENT_CONFIG, **credentials
+    )
+    dlq_url = sqs.create_queue(QueueName=dlq)["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    redrive = f'{{"deadLetterTargetArn": "{dlq_arn}", "maxReceiveCount": "{max_receive}"}}'
+    queue_url = sqs.create_queue(
+        QueueName=queue, Attributes={"RedrivePolicy": redrive, "VisibilityTimeout": str(visibility_s)}
+    )["QueueUrl"]
+    return {"table": table, "queue_url": queue_url, "dlq_url": dlq_url}

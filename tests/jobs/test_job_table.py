@@ -1,0 +1,58 @@
+"""The job record on moto's DynamoDB server: a page counts once however often it is delivered; idempotency keys."""
+
+import uuid
+
+import pytest
+
+from gpu_worker.protocol import Conflict, JobCreate, NotFound, final_status
+
+
+def new_job(jobs_aws, owner="key-owner-1", pages=(1, 2, 3)):
+    job = jobs_aws.table.create_job(
+        f"job-{uuid.uuid4().hex}", owner, JobCreate(file=f"s3://b/uploads/{owner}/x"), None
+    )
+    jobs_aws.table.set_pages_total(job["id"], list(pages))
+    return job
+
+
+def test_a_page_delivered_twice_counts_once(jobs_aws):
+    table, job = jobs_aws.table, new_job(jobs_aws)
+    assert table.start_page(job["id"], 1)
+    assert table.finish_page(job, 1, prompt_tokens=10, completion_tokens=5) is True
+    assert table.finish_page(job, 1, prompt_tokens=10, completion_tokens=5) is False
+    assert table.start_page(job["id"], 1) is False  # a finished page is never started again
+    record = table.get_job(job["id"])
+    assert record["pages_done"] == 1 and record["pages_failed"] == 0 and record["status"] == "running"
+
+
+def test_a_failed_page_is_counted_failed_with_its_error(jobs_aws):
+    table, job = jobs_aws.table, new_job(jobs_aws, pages=(1,))
+    assert table.finish_page(job, 1, error="ServiceError: engine broke")
+    assert table.page(job["id"], 1)["error"] == "ServiceError: engine broke"
+    assert table.get_job(job["id"])["pages_failed"] == 1
+
+
+def test_the_final_status_is_set_once(jobs_aws):
+    table, job = jobs_aws.table, new_job(jobs_aws)
+    assert table.complete(job["id"], "partial", {"markdown": "m", "json": "j"}, "1 of 3 page(s) failed.")
+    assert not table.complete(job["id"], "succeeded", None)
+    assert table.get_job(job["id"])["status"] == "partial"
+    assert (final_status(3, 0), final_status(3, 1), final_status(3, 3)) == ("succeeded", "partial", "failed")
+
+
+def test_idempotency_key_same_body_same_job_other_body_conflict(jobs_aws):
+    table = jobs_aws.table
+    assert table.claim_idempotency_key("key-a", "k1", "hash-1", "job-1") is None
+    assert table.claim_idempotency_key("key-a", "k1", "hash-1", "job-2") == "job-1"
+    with pytest.raises(Conflict):
+        table.claim_idempotency_key("key-a", "k1", "hash-2", "job-3")
+    assert table.claim_idempotency_key("key-b", "k1", "hash-2", "job-4") is None  # keys are per API key
+
+
+def test_another_owner_sees_nothing_and_cannot_cancel(jobs_aws):
+    table, job = jobs_aws.table, new_job(jobs_aws, owner="key-owner-2")
+    with pytest.raises(NotFound):
+        table.get_owned(job["id"], "key-intruder")
+    with pytest.raises(NotFound):
+        table.cancel(job["id"], "key-intruder")
+    assert table.cancel(job["id"], "key-owner-2")["status"] == "cancelled"
