@@ -105,7 +105,7 @@ class OcrService:
         self.writer = ResultWriter(
             store, ResultSpool(spool_dir, settings.spool_max_bytes), metrics, self.s3_pool,
             retry_s=settings.spool_retry_s, probe_interval_s=settings.s3_probe_interval_s,
-            probe_timeout_s=settings.s3_connect_timeout_s + settings.s3_read_timeout_s,
+            probe_timeout_s=settings.s3_probe_timeout_s,
         )  # fmt: skip
         self.ready = False
         self.load_error: str | None = None
@@ -236,6 +236,13 @@ class OcrService:
             data = reference.data
         else:
             self.store.check_upload(reference.bucket, reference.key, owner)
+            if self.writer.s3_error is not None:  # a known outage: answer now, not after the S3 timeouts
+                raise NotReady(
+                    f"S3 is unavailable ({self.writer.s3_error.split(':')[0]}), so the uploaded image cannot be read; "
+                    "retry shortly.",
+                    code="s3_unavailable",
+                    headers={"Retry-After": str(max(1, round(self.settings.s3_probe_interval_s)))},
+                )
             limit = self.settings.max_image_bytes
             try:
                 data = await self._bounded(

@@ -55,7 +55,8 @@ class WorkerSettings(BaseSettings):
     s3_max_attempts: int = Field(2, ge=1, le=10)
     s3_threads: int = Field(8, ge=1, le=256)  # blocking S3 calls run here, apart from decoding and the engine
     decode_threads: int = Field(2, ge=1, le=64)
-    s3_probe_interval_s: float = Field(5.0, gt=0)  # /health's cached S3 check
+    s3_probe_interval_s: float = Field(3.0, gt=0)  # /health's cached S3 check (one HEAD of the bucket)
+    s3_probe_timeout_s: float = Field(2.0, gt=0)  # a HEAD slower than this counts as S3 down
     # Results that S3 did not take wait here (oldest dropped first when full) and are retried.
     spool_dir: str | None = None  # default: <temp dir>/ocr-worker-spool-<port>
     spool_max_bytes: int = Field(512 * 1024 * 1024, ge=1024)

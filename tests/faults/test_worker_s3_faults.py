@@ -23,7 +23,7 @@ from tests.utils.tcp_proxy import TcpProxy
 pytestmark = pytest.mark.integration
 PAGE = data_url(to_bytes(Image.new("RGB", (100, 80), "white"), "PNG"))
 FAST_S3 = {"S3_CONNECT_TIMEOUT_S": "0.5", "S3_READ_TIMEOUT_S": "1", "S3_MAX_ATTEMPTS": "1",
-           "SPOOL_RETRY_S": "0.3", "S3_PROBE_INTERVAL_S": "0.3"}  # fmt: skip
+           "SPOOL_RETRY_S": "0.3", "S3_PROBE_INTERVAL_S": "0.3", "S3_PROBE_TIMEOUT_S": "0.5"}  # fmt: skip
 
 
 @pytest.fixture
@@ -140,6 +140,26 @@ def test_a_full_spool_makes_the_504_say_the_result_may_not_be_stored(local_s3, p
         second = httpx.post(server.url + "/v1/chat/completions", json=chat_body(PAGE), timeout=30)
         assert second.status_code == 504
         assert "may not be stored" in second.json()["error"]["message"]
+    finally:
+        proxy.resume()
+        server.stop()
+
+
+def test_while_s3_is_known_down_an_upload_gets_a_fast_503_with_retry_after(local_s3, proxy, tmp_path):
+    server = scripted_server(local_s3, proxy, tmp_path, ScriptedEngine(), request_timeout_s=30,
+                             s3_read_timeout_s=30, s3_max_attempts=3, s3_probe_timeout_s=0.5)  # fmt: skip
+    try:
+        proxy.pause()
+        wait_for(lambda: httpx.get(server.url + "/health").json()["status"] == "degraded", timeout=5)
+        started = time.monotonic()
+        response = httpx.post(server.url + "/v1/chat/completions", json=chat_body("s3://ocr-results/uploads/key-a/p.png"),
+                              headers={"X-OCR-Owner": "key-a", **EDGE_HEADERS}, timeout=60)  # fmt: skip
+        assert response.status_code == 503 and time.monotonic() - started < 2
+        assert (
+            response.json()["error"]["code"] == "s3_unavailable" and int(response.headers["retry-after"]) >= 1
+        )
+        proxy.resume()
+        wait_for(lambda: httpx.get(server.url + "/health").json()["status"] == "ok", timeout=5)
     finally:
         proxy.resume()
         server.stop()
