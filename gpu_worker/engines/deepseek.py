@@ -28,7 +28,7 @@ from gpu_worker.engines.memory import (
 )
 from gpu_worker.engines.presets import NO_TILES, mode_kwargs, tile_grid
 from gpu_worker.engines.repetition import TABLE_CELL_TOKENS, NGramRepeatBlocker, tail_repeats
-from gpu_worker.engines.streaming import RowStreamer, RowText
+from gpu_worker.engines.streaming import RowStreamer, RowText, decode
 from gpu_worker.grounding import boxes_as_text, parse_grounded
 from gpu_worker.protocol import MODEL_ID_DEEPSEEK, TASKS, PayloadTooLarge, ServiceError
 from gpu_worker.types import OcrRequest, OcrResult, TokenCallback
@@ -366,7 +366,7 @@ class DeepseekEngine(Engine):
         fired: bool,
         elapsed_ms: float,
     ) -> OcrResult:
-        raw = self.processor.tokenizer.decode(tokens, skip_special_tokens=False)
+        raw = decode(self.processor.tokenizer, tokens)  # the same decode the streamer uses
         text, boxes = parse_grounded(raw, *request.image.size)
         if not text and boxes:
             text = boxes_as_text(boxes)

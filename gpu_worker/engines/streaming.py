@@ -13,6 +13,11 @@ from gpu_worker.types import TokenCallback
 REPLACEMENT = "\ufffd"  # what a decoder shows for an incomplete multi-byte character
 
 
+def decode(tokenizer: Any, tokens: list[int]) -> str:
+    """Text of `tokens` as the model wrote it: special tokens kept (grounding tags), spaces untouched."""
+    return str(tokenizer.decode(tokens, skip_special_tokens=False, clean_up_tokenization_spaces=False))
+
+
 @dataclass
 class RowText:
     """One request's generated tokens and how much of their text was handed out.
@@ -50,10 +55,8 @@ class RowText:
             return ""
         # The text of the previous piece is decoded again so that decoders which treat the first
         # token specially (a leading space) give the same characters as a decode of the whole row.
-        before = tokenizer.decode(
-            self.tokens[self.prefix_offset : self.read_offset], skip_special_tokens=False
-        )
-        text = tokenizer.decode(self.tokens[self.prefix_offset :], skip_special_tokens=False)
+        before = decode(tokenizer, self.tokens[self.prefix_offset : self.read_offset])
+        text = decode(tokenizer, self.tokens[self.prefix_offset :])
         if not final and (len(text) <= len(before) or text.endswith(REPLACEMENT)):
             return ""  # half of a multi-byte character: wait for the rest
         self.prefix_offset, self.read_offset = self.read_offset, len(self.tokens)
