@@ -19,7 +19,9 @@ pytestmark = pytest.mark.integration
 def client(deepseek_engine, local_s3, tmp_path_factory):
     cfg = WorkerSettings(results_bucket=local_s3.bucket, s3_endpoint_url=local_s3.endpoint,
                          worker_shared_secret=WORKER_SECRET, spool_dir=str(tmp_path_factory.mktemp("spool")))  # fmt: skip
-    server = ServerThread(build_app(cfg, engine=deepseek_engine, store=ResultStore(cfg)), settings=cfg).start()
+    server = ServerThread(
+        build_app(cfg, engine=deepseek_engine, store=ResultStore(cfg)), settings=cfg
+    ).start()
     yield openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0, timeout=120)
     server.stop()
 
