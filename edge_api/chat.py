@@ -12,6 +12,7 @@ from starlette.background import BackgroundTask
 
 from edge_api.deps import Caller, Settings, Worker
 from edge_api.forward import error_body_of, read_checked, relay_headers, upstream_error
+from edge_api.jobs import record_inline_usage
 from edge_api.settings import EdgeSettings
 from gpu_worker.protocol import (
     ChatCompletionRequest,
@@ -55,6 +56,7 @@ async def chat_completions(request: Request, key: Caller, settings: Settings, wo
         )
     if spec.stream:
         meter.usage(key, None)
+        await record_inline_usage(request, key, None)
         return StreamingResponse(
             relay_stream(upstream, request_id), media_type="text/event-stream",
             background=BackgroundTask(upstream.aclose),
@@ -62,6 +64,7 @@ async def chat_completions(request: Request, key: Caller, settings: Settings, wo
         )  # fmt: skip
     result = await read_checked(upstream)
     meter.usage(key, result.get("usage"))
+    await record_inline_usage(request, key, result)  # GET /v1/usage (edge_api/jobs.py)
     return JSONResponse(result, headers={"X-Request-ID": request_id})
 
 

@@ -7,6 +7,7 @@ message; the workers do the rest (gpu_worker/consumer.py). Same keys, validation
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 import time
 import urllib.parse
@@ -54,6 +55,7 @@ if TYPE_CHECKING:
     from gpu_worker.protocol.job_table import JobTable
 
 AWS_ERRORS = (ClientError, BotoCoreError)
+log = logging.getLogger(__name__)
 
 
 def backend(request: Request) -> JobsBackend:
@@ -65,6 +67,24 @@ def backend(request: Request) -> JobsBackend:
 
 
 Backend = Annotated["JobsBackend", Depends(backend)]
+
+
+async def record_inline_usage(request: Request, key: str, result: dict[str, Any] | None) -> None:
+    """Count one /v1/chat/completions request (pages and tokens when known) in this key's daily usage.
+
+    Only where the jobs table exists; a table fault is logged, never turned into a failed OCR answer.
+    """
+    if not request.app.state.settings.jobs_table:
+        return
+    usage = (result or {}).get("usage") or {}
+    pages = len(((result or {}).get("ocr") or {}).get("pages") or [None])
+    counts = {"requests": 1, "pages": pages, "prompt_tokens": int(usage.get("prompt_tokens") or 0),
+              "completion_tokens": int(usage.get("completion_tokens") or 0)}  # fmt: skip
+    try:
+        table = backend(request).require()
+        await asyncio.to_thread(table.add_usage, key, **counts)
+    except (*AWS_ERRORS, NotReady) as exc:
+        log.warning("usage for %s not counted: %s", key, type(exc).__name__)
 
 
 class JobsBackend:

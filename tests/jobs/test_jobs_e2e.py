@@ -17,6 +17,7 @@ from gpu_worker.protocol import page_message
 from scripts.local_stack import free_port
 from tests.jobs.conftest import KEYS, EdgeCaller
 from tests.utils import pdfs
+from tests.utils.requests import data_url
 from tests.utils.servers import EdgeProcess, WorkerProcess
 
 pytestmark = pytest.mark.integration
@@ -241,3 +242,21 @@ def test_the_webhook_is_signed_and_verifiable(alice):
         assert event["job"]["status"] == "succeeded"
     finally:
         receiver.server.shutdown()
+
+
+def test_inline_requests_count_in_usage_too(bob):
+    def today() -> dict:
+        answer = httpx.get(bob.url + "/v1/usage?days=1", headers=bob.headers, timeout=10)
+        return answer.json()["days"][-1]
+
+    before = today()
+    data, _ = pdfs.text_document(2)
+    part = {"type": "file", "file": {"file_data": data_url(data, "application/pdf"), "filename": "two.pdf"}}
+    body = {"model": "deepseek-ocr", "task": "ocr", "messages": [{"role": "user", "content": [part]}]}
+    reply = httpx.post(bob.url + "/v1/chat/completions", json=body, headers=bob.headers, timeout=120)
+    assert reply.status_code == 200, reply.text
+    after = today()
+    assert after["requests"] == before["requests"] + 1 and after["pages"] == before["pages"] + 2
+    assert (
+        after["completion_tokens"] - before["completion_tokens"] == reply.json()["usage"]["completion_tokens"]
+    )
