@@ -68,6 +68,7 @@ def test_boot_verifies_installs_offline_and_writes_the_environment(booted):
     assert env["WORKER_SHARED_SECRET"] == SECRET_VALUE  # read from SSM at boot
     assert env["REQUEST_TIMEOUT_S"] == "25" and env["PORT"] == str(port) and env["HF_HUB_OFFLINE"] == "1"
     assert env["DEEPSEEK_MODEL"] == str(boot.root / "opt" / "releases" / RELEASE / "model")
+    assert Path(env["SPOOL_DIR"]).is_dir() and Path(env["HF_HOME"]).is_dir()
     assert oct(boot.env_file.stat().st_mode & 0o777) == "0o600"  # the secret is root's only
     assert SECRET_VALUE not in boot.log and SECRET_VALUE not in (boot.root / "boot.log").read_text()
     assert exec_start(boot.unit) == [str(boot.root / "opt" / "venv" / "bin" / "python"), "-m", "gpu_worker"]
@@ -78,17 +79,14 @@ def test_the_written_unit_passes_systemd_analyze_verify(booted):
     if not shutil.which("systemd-analyze"):
         pytest.skip("systemd-analyze is not installed here")
     result = subprocess.run(["systemd-analyze", "verify", str(boot.unit)], capture_output=True, text=True)
-    problems = [
-        line for line in (result.stdout + result.stderr).splitlines()
-        if "ocr-worker.service" in line and "Failed to" not in line.split("ocr-worker.service")[0]
-    ]  # fmt: skip
-    assert result.returncode == 0 or not problems, result.stdout + result.stderr
+    output = result.stdout + result.stderr
+    # Exit 1 on a fatal problem (e.g. ExecStart not executable); unknown keys are only warned about.
+    assert result.returncode == 0 and "ocr-worker.service" not in output, output
 
 
 def test_the_units_exec_start_serves_health_200(booted):
     boot, port = booted
     env = {**clean_env(), **read_env_file(boot.env_file)}
-    env.pop("AWS_ENDPOINT_URL", None)
     process = subprocess.Popen(
         exec_start(boot.unit),
         env=env,
@@ -97,36 +95,38 @@ def test_the_units_exec_start_serves_health_200(booted):
         stderr=subprocess.STDOUT,
         text=True,
     )
+    status, body = None, {}
     try:
-        deadline, status = time.monotonic() + 240, None
-        while time.monotonic() < deadline and process.poll() is None:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and process.poll() is None and status != 200:
             try:
-                status = httpx.get(f"http://127.0.0.1:{port}/health", timeout=5).status_code
+                answer = httpx.get(f"http://127.0.0.1:{port}/health", timeout=5)
+                status, body = answer.status_code, answer.json()
             except httpx.TransportError:
-                status = None
-            if status == 200:
-                break
-            time.sleep(1)
-        assert status == 200, f"/health never turned 200 (last {status}, exit {process.poll()})"
-        body = httpx.get(f"http://127.0.0.1:{port}/health", timeout=5).json()
-        assert "deepseek" in json.dumps(body).lower()
+                pass
+            if status != 200:
+                time.sleep(1)
     finally:
         process.terminate()
         try:
-            process.wait(timeout=30)
+            output = process.communicate(timeout=30)[0]
         except subprocess.TimeoutExpired:
             process.kill()
-    # It ran from the fresh venv, not from this checkout.
-    assert str(boot.root / "opt" / "venv") in exec_start(boot.unit)[0]
+            output = process.communicate()[0]
+    assert status == 200, (
+        f"/health never turned 200 (last {status}, exit {process.returncode}):\n{output[-3000:]}"
+    )
+    assert "deepseek" in json.dumps(body).lower()  # the tiny model from the release, loaded and run once
 
 
 @pytest.fixture
 def restore(staged_release):
-    """Put every staged object back as it was after a test that broke one."""
+    """The local S3 API; the keys a test breaks (listed in `restore.broken`) are put back afterwards."""
     s3 = staged_release.s3
+    s3.broken = []
     yield s3
-    for path in sorted(p for p in staged_release.folder.rglob("*") if p.is_file()):
-        key = PREFIX + path.relative_to(staged_release.folder).as_posix()
+    for key in s3.broken:
+        path = staged_release.folder / key.removeprefix(PREFIX)
         s3.client().put_object(Bucket=s3.bucket, Key=key, Body=path.read_bytes())
 
 
@@ -137,6 +137,7 @@ def project_wheel_key(staged_release) -> str:
 
 def test_a_tampered_wheel_stops_the_boot_before_installing(staged_release, restore, tmp_path):
     key = project_wheel_key(staged_release)
+    restore.broken.append(key)
     original = restore.client().get_object(Bucket=restore.bucket, Key=key)["Body"].read()
     tampered = bytearray(original)
     tampered[len(tampered) // 2] ^= 0xFF  # one flipped byte, same size
@@ -150,6 +151,7 @@ def test_a_tampered_wheel_stops_the_boot_before_installing(staged_release, resto
 
 def test_a_missing_artifact_stops_the_boot_with_one_line(staged_release, restore, tmp_path):
     key = PREFIX + "worker/requirements.txt"
+    restore.broken.append(key)
     restore.client().delete_object(Bucket=restore.bucket, Key=key)
     boot = run_boot(restore, tmp_path, free_port())
     assert boot.result.returncode != 0
@@ -160,6 +162,7 @@ def test_a_missing_artifact_stops_the_boot_with_one_line(staged_release, restore
 
 def test_a_release_for_another_python_stops_the_boot(staged_release, restore, tmp_path):
     key = PREFIX + "manifest.json"
+    restore.broken.append(key)
     manifest = json.loads((staged_release.folder / "manifest.json").read_text())
     restore.client().put_object(
         Bucket=restore.bucket, Key=key, Body=json.dumps({**manifest, "python": "3.10"})
