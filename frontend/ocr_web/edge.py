@@ -206,14 +206,24 @@ async def get_json(
     return _checked(response)
 
 
-async def fetch_link(settings: FrontendSettings, url: str) -> bytes:
+async def fetch_link(settings: FrontendSettings, url: str, headers: dict[str, str] | None = None) -> bytes:
     """The bytes behind a presigned result link (fetched by the backend for downloads)."""
+    client = _client(settings.request_timeout_s)
     try:
-        response = await _client(settings.request_timeout_s).get(url)
+        response = await client.get(url, headers=headers)
+        # The worker answers first and writes the page images just after: a link can be a few
+        # seconds ahead of its object, so a missing one is asked for again before giving up.
+        for pause in (0.3, 0.6, 1.0, 1.5, 2.0, 3.0):
+            if response.status_code != 404:
+                break
+            await asyncio.sleep(pause)
+            response = await client.get(url, headers=headers)
     except httpx.HTTPError:
         raise OcrFailed("A stored result could not be fetched. Reopen the result for fresh links.") from None
-    if response.status_code != 200:
-        raise OcrFailed("A stored result's link has expired. Reopen the result for fresh links.")
+    if response.status_code not in (200, 206):
+        raise OcrFailed(
+            "A stored file is not available (its link expired, or it is still being written). Try again, or reopen the result for fresh links."
+        )
     return response.content
 
 

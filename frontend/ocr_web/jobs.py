@@ -36,33 +36,55 @@ async def wait_job(settings: FrontendSettings, job_id: str, on_progress: Progres
         await asyncio.sleep(interval)
 
 
+async def png_size(settings: FrontendSettings, url: str) -> dict[str, int] | None:
+    """A PNG's size from its first bytes (a ranged GET: the page image itself is not downloaded)."""
+    try:
+        head = await fetch_link(settings, url, headers={"Range": "bytes=0-31"})
+    except OcrFailed:
+        return None
+    if head[:8] != b"\x89PNG\r\n\x1a\n" or len(head) < 24:
+        return None
+    return {"width": int.from_bytes(head[16:20], "big"), "height": int.from_bytes(head[20:24], "big")}
+
+
+async def page_of(settings: FrontendSettings, entry: dict[str, Any]) -> dict[str, Any]:
+    """One page of a job as the views want it (text, raw, boxes, image size, annotated image)."""
+    number = entry.get("page")
+    link = (entry.get("result") or {}).get("url")
+    if not link:
+        return {"page": number, "text": f"(page {number} {entry.get('status') or 'not read'}: "
+                f"{entry.get('error') or 'no result'})", "image": {"width": 1, "height": 1}, "boxes": [], "raw": ""}  # fmt: skip
+    stored = json.loads(await fetch_link(settings, link))
+    if "choices" in stored:  # a whole chat.completion
+        text = str(((stored["choices"][0]).get("message") or {}).get("content") or "")
+        stored = {**(stored.get("ocr") or {}), "text": text}
+    annotated = entry.get("annotated_image") or stored.get("annotated_image")
+    size = stored.get("image")
+    if not size and annotated and annotated.get("url"):
+        size = await png_size(settings, annotated["url"])  # boxes are in pixels of the page image
+    return {
+        **stored,
+        "page": number,
+        "annotated_image": annotated,
+        "image": size or {"width": 1, "height": 1},
+    }
+
+
 async def job_reply(settings: FrontendSettings, job: dict[str, Any]) -> dict[str, Any]:
     """The finished job as one chat.completion-like answer with `ocr.pages`, for the same views."""
-    pages: list[dict[str, Any]] = []
-    texts: list[str] = []
-    for entry in job.get("pages") or []:
-        link = (entry.get("result") or {}).get("url")
-        if not link:
-            pages.append({"page": entry.get("page"), "text": f"(page failed: {entry.get('error') or 'no result'})",
-                          "image": {"width": 1, "height": 1}, "boxes": [], "raw": ""})  # fmt: skip
-            continue
-        stored = json.loads(await fetch_link(settings, link))
-        ocr = stored.get("ocr") or {}
-        text = str((((stored.get("choices") or [{}])[0]).get("message") or {}).get("content") or "")
-        pages.append({**ocr, "page": entry.get("page"), "text": text,
-                      "annotated_image": entry.get("annotated_image") or ocr.get("annotated_image")})  # fmt: skip
-    for page in pages:
-        prefix = "" if page is pages[0] else f"\n\n<!-- page {page['page']} -->\n\n"
-        texts.append(prefix + str(page.get("text") or ""))
+    pages = [await page_of(settings, entry) for entry in job.get("pages") or []]
     if not pages:
         raise OcrFailed(f"The job ended {job.get('status')}: {job.get('error') or 'no page was read'}.")
+    texts = [("" if i == 0 else f"\n\n<!-- page {p['page']} -->\n\n") + str(p.get("text") or "")
+             for i, p in enumerate(pages)]  # fmt: skip
+    failed = int(job.get("pages_failed") or 0)
     return {
         "id": job.get("id"),
         "object": "chat.completion",
-        "model": (pages[0].get("engine") or "?"),
+        "model": "job",
         "choices": [{"index": 0, "message": {"role": "assistant", "content": "".join(texts)}, "finish_reason": "stop"}],
-        "ocr": {"request_id": job.get("id"), "task": job.get("task"), "mode": job.get("mode"),
-                "engine": pages[0].get("engine") or "?", "image": pages[0].get("image"), "boxes": [], "raw": "",
-                "pages": pages, "warnings": [f"{job.get('pages_failed')} page(s) failed."] if job.get("pages_failed") else [],
+        "ocr": {"request_id": job.get("id"), "task": job.get("task"), "mode": job.get("mode"), "engine": "job",
+                "image": pages[0].get("image"), "boxes": [], "raw": "", "pages": pages,
+                "warnings": [f"{failed} page(s) could not be read."] if failed else [],
                 "result": (job.get("result") or {}).get("json")},
     }  # fmt: skip

@@ -404,9 +404,12 @@ class OcrState(rx.State):
         async with self:
             self._set_item(item_id, status="job", job_id=str(job.get("id")))
 
+        started = time.monotonic()
+
         async def progress(record: dict[str, Any]) -> None:
             done, total = int(record.get("pages_done") or 0), int(record.get("pages_total") or 0)
             async with self:
+                self.elapsed = f"{time.monotonic() - started:.0f} s (job {record.get('status')})"
                 self._set_item(item_id, pages=f"{done}/{total or '?'} pages",
                                progress=int(100 * done / total) if total else 0)  # fmt: skip
 
