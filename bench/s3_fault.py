@@ -45,10 +45,13 @@ async def client_loop(
             response = await client.post(url, json=body, headers={"X-Request-ID": request_id, "X-OCR-Owner": owner,
                                                                    **EDGE_HEADERS})  # fmt: skip
             status, text = response.status_code, response.text
+            retry_after = float(response.headers.get("retry-after", 0) or 0)
         except httpx.HTTPError as exc:
-            status, text = 0, type(exc).__name__
+            status, text, retry_after = 0, type(exc).__name__, 0.0
         outcomes.append({"id": request_id, "kind": name.split("-")[0], "status": status,
                          "seconds": time.monotonic() - started, "text": text})  # fmt: skip
+        if status in (429, 502, 503) and retry_after:  # a polite client waits as told
+            await asyncio.sleep(min(retry_after, max(until - time.monotonic(), 0)))
 
 
 async def health_loop(
