@@ -30,7 +30,9 @@ module "worker_fleet" {
   vpc_id                         = module.network.vpc_id
   private_subnet_ids             = module.network.private_subnet_ids
   s3_prefix_list_id              = module.network.s3_prefix_list_id
+  dynamodb_prefix_list_id        = module.network.dynamodb_prefix_list_id
   endpoint_security_group_id     = module.network.endpoint_security_group_id
+  internet_egress                = module.network.nat_enabled
   alb_ingress_security_group_ids = { edge_lambda = module.edge.lambda_security_group_id }
   bucket_name                    = module.results_bucket.bucket
   bucket_arn                     = module.results_bucket.arn
@@ -50,6 +52,8 @@ module "edge" {
   vpc_id                       = module.network.vpc_id
   private_subnet_ids           = module.network.private_subnet_ids
   s3_prefix_list_id            = module.network.s3_prefix_list_id
+  dynamodb_prefix_list_id      = module.network.dynamodb_prefix_list_id
+  endpoint_security_group_id   = module.network.endpoint_security_group_id
   worker_alb_security_group_id = module.worker_fleet.alb_security_group_id
   worker_url                   = module.worker_fleet.worker_url
   worker_shared_secret         = module.worker_fleet.shared_secret_value

@@ -58,7 +58,7 @@ variable "enable_nat" {
 variable "interface_endpoints" {
   type        = list(string)
   description = "AWS services the private subnets reach through interface endpoints (about $7.30 a month each per AZ)."
-  default     = ["ssm", "ssmmessages", "ec2messages", "ec2", "logs", "monitoring", "sqs"]
+  default     = ["ssm", "ssmmessages", "ec2messages", "ec2", "logs", "monitoring", "sqs", "sns"]
 }
 
 variable "worker_instance_type" {

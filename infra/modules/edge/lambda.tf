@@ -1,6 +1,6 @@
 resource "aws_security_group" "lambda" {
   name        = "${var.name}-edge-lambda"
-  description = "Edge Lambda: out to the internal ALB and S3 only"
+  description = "Edge Lambda: out to the internal ALB, S3, DynamoDB and the VPC endpoints only"
   vpc_id      = var.vpc_id
   tags        = local.tags
 }
@@ -18,6 +18,24 @@ resource "aws_vpc_security_group_egress_rule" "lambda_to_s3" {
   security_group_id = aws_security_group.lambda.id
   description       = "S3 through the gateway endpoint (results, presigned uploads)"
   prefix_list_id    = var.s3_prefix_list_id
+  ip_protocol       = "tcp"
+  from_port         = 443
+  to_port           = 443
+}
+
+resource "aws_vpc_security_group_egress_rule" "lambda_to_endpoints" {
+  security_group_id            = aws_security_group.lambda.id
+  description                  = "HTTPS to the interface endpoints (SQS, SNS for jobs)"
+  referenced_security_group_id = var.endpoint_security_group_id
+  ip_protocol                  = "tcp"
+  from_port                    = 443
+  to_port                      = 443
+}
+
+resource "aws_vpc_security_group_egress_rule" "lambda_to_dynamodb" {
+  security_group_id = aws_security_group.lambda.id
+  description       = "DynamoDB through the gateway endpoint (jobs)"
+  prefix_list_id    = var.dynamodb_prefix_list_id
   ip_protocol       = "tcp"
   from_port         = 443
   to_port           = 443

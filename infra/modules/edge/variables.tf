@@ -18,6 +18,16 @@ variable "s3_prefix_list_id" {
   description = "Prefix list of the S3 gateway endpoint (Lambda egress to S3)."
 }
 
+variable "endpoint_security_group_id" {
+  type        = string
+  description = "Security group of the VPC's interface endpoints (SQS, SNS): the Lambda has no internet."
+}
+
+variable "dynamodb_prefix_list_id" {
+  type        = string
+  description = "Prefix list of the DynamoDB gateway endpoint (Lambda egress to the jobs table)."
+}
+
 variable "worker_alb_security_group_id" {
   type        = string
   description = "Security group of the internal worker ALB (Lambda egress goes there)."

@@ -100,6 +100,15 @@ resource "aws_vpc_endpoint" "s3" {
   tags              = merge(local.tags, { Name = "${var.name}-s3" })
 }
 
+# DynamoDB (the jobs table) also has a free gateway endpoint: no NAT for the edge or the workers.
+resource "aws_vpc_endpoint" "dynamodb" {
+  vpc_id            = aws_vpc.this.id
+  service_name      = "com.amazonaws.${data.aws_region.current.name}.dynamodb"
+  vpc_endpoint_type = "Gateway"
+  route_table_ids   = [aws_route_table.private.id, aws_route_table.public.id]
+  tags              = merge(local.tags, { Name = "${var.name}-dynamodb" })
+}
+
 # Private boot: with NAT off (the default) every AWS API the instances call has an endpoint here.
 resource "aws_security_group" "endpoints" {
   name        = "${var.name}-endpoints"

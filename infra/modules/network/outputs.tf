@@ -32,3 +32,8 @@ output "nat_enabled" {
   description = "Whether the private subnets reach the internet through a NAT gateway."
   value       = var.enable_nat
 }
+
+output "dynamodb_prefix_list_id" {
+  description = "Prefix list of the DynamoDB gateway endpoint, for security-group egress to DynamoDB."
+  value       = aws_vpc_endpoint.dynamodb.prefix_list_id
+}

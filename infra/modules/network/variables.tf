@@ -28,8 +28,8 @@ variable "enable_nat" {
 
 variable "interface_endpoints" {
   type        = list(string)
-  description = "AWS services reached through interface endpoints in the private subnets (Session Manager, CloudWatch Logs and metrics, EC2 tags for the CloudWatch agent, SQS)."
-  default     = ["ssm", "ssmmessages", "ec2messages", "ec2", "logs", "monitoring", "sqs"]
+  description = "AWS services reached through interface endpoints in the private subnets (Session Manager, CloudWatch Logs and metrics, EC2 tags for the CloudWatch agent, SQS and SNS for jobs)."
+  default     = ["ssm", "ssmmessages", "ec2messages", "ec2", "logs", "monitoring", "sqs", "sns"]
 }
 
 variable "tags" {

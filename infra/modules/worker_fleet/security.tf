@@ -50,6 +50,26 @@ resource "aws_vpc_security_group_egress_rule" "worker_endpoints" {
   to_port                      = 443
 }
 
+resource "aws_vpc_security_group_egress_rule" "worker_dynamodb" {
+  security_group_id = aws_security_group.worker.id
+  description       = "DynamoDB through the gateway endpoint (jobs)"
+  prefix_list_id    = var.dynamodb_prefix_list_id
+  ip_protocol       = "tcp"
+  from_port         = 443
+  to_port           = 443
+}
+
+# Only with a NAT: job webhooks go to the callers' own HTTPS endpoints. Boot never needs it.
+resource "aws_vpc_security_group_egress_rule" "worker_internet_https" {
+  count             = var.internet_egress ? 1 : 0
+  security_group_id = aws_security_group.worker.id
+  description       = "HTTPS to the internet through the NAT (job webhooks)"
+  cidr_ipv4         = "0.0.0.0/0"
+  ip_protocol       = "tcp"
+  from_port         = 443
+  to_port           = 443
+}
+
 resource "aws_vpc_security_group_egress_rule" "worker_s3" {
   security_group_id = aws_security_group.worker.id
   description       = "S3 through the gateway endpoint"

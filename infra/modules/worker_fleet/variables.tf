@@ -18,6 +18,17 @@ variable "s3_prefix_list_id" {
   description = "Prefix list of the S3 gateway endpoint (instance egress to S3)."
 }
 
+variable "dynamodb_prefix_list_id" {
+  type        = string
+  description = "Prefix list of the DynamoDB gateway endpoint (instance egress to the jobs table)."
+}
+
+variable "internet_egress" {
+  type        = bool
+  description = "Whether the private subnets have a NAT: then the workers may send HTTPS to the internet (job webhooks)."
+  default     = false
+}
+
 variable "alb_ingress_security_group_ids" {
   type        = map(string)
   description = "Security groups allowed to call the internal ALB, by a static name (e.g. { edge_lambda = sg-... })."

@@ -14,6 +14,7 @@ variables {
   bucket_arn                     = "arn:aws:s3:::test-ocr-results"
   alb_ingress_security_group_ids = { edge_lambda = "sg-0123456789abcdef0" }
   endpoint_security_group_id     = "sg-0eeeeeeeeeeeeeee5"
+  dynamodb_prefix_list_id        = "pl-0fedcba9876543210"
   release                        = "2026-11-29-r1"
   ami_id                         = "ami-0123456789abcdef0"
   request_timeout_s              = 25
@@ -77,8 +78,12 @@ run "network_spans_two_azs_privately_with_endpoints_and_no_nat_by_default" {
   }
   assert {
     condition = toset([for k, e in aws_vpc_endpoint.interface : k if e.vpc_endpoint_type == "Interface" && e.private_dns_enabled]) == toset(
-    ["ssm", "ssmmessages", "ec2messages", "ec2", "logs", "monitoring", "sqs"])
-    error_message = "interface endpoints with private DNS for SSM, Session Manager, EC2 tags, CloudWatch Logs and metrics, SQS"
+    ["ssm", "ssmmessages", "ec2messages", "ec2", "logs", "monitoring", "sqs", "sns"])
+    error_message = "interface endpoints with private DNS for SSM, Session Manager, EC2 tags, CloudWatch Logs and metrics, SQS, SNS"
+  }
+  assert {
+    condition     = aws_vpc_endpoint.dynamodb.vpc_endpoint_type == "Gateway" && contains(aws_vpc_endpoint.dynamodb.route_table_ids, aws_route_table.private.id)
+    error_message = "DynamoDB (the jobs table) through its gateway endpoint from the private subnets"
   }
   assert {
     condition     = alltrue([for e in aws_vpc_endpoint.interface : e.subnet_ids == toset(aws_subnet.private[*].id) && e.service_name == "com.amazonaws.us-west-2.${split(".", e.service_name)[3]}"])
@@ -240,6 +245,10 @@ run "worker_fleet_is_internal_locked_down_and_least_privileged" {
   assert {
     condition     = aws_vpc_security_group_egress_rule.worker_endpoints.referenced_security_group_id == "sg-0eeeeeeeeeeeeeee5" && aws_vpc_security_group_egress_rule.worker_s3.prefix_list_id == "pl-0123456789abcdef0"
     error_message = "workers send HTTPS only to the interface endpoints and S3, never to the internet"
+  }
+  assert {
+    condition     = length(aws_vpc_security_group_egress_rule.worker_internet_https) == 0 && aws_vpc_security_group_egress_rule.worker_dynamodb.prefix_list_id == "pl-0fedcba9876543210"
+    error_message = "without a NAT no rule to the internet; DynamoDB through its endpoint"
   }
 }
 

@@ -16,6 +16,8 @@ variables {
   public_subnet_ids            = ["subnet-0ccccccccccccccc3", "subnet-0ddddddddddddddd4"]
   s3_prefix_list_id            = "pl-0123456789abcdef0"
   worker_alb_security_group_id = "sg-0aaaaaaaaaaaaaaa1"
+  endpoint_security_group_id   = "sg-0eeeeeeeeeeeeeee5"
+  dynamodb_prefix_list_id      = "pl-0fedcba9876543210"
   worker_url                   = "http://internal-test.us-west-2.elb.amazonaws.com"
   lambda_zip_path              = "tests/fixtures/edge_lambda.zip"
   bucket_name                  = "test-ocr-results"
@@ -146,6 +148,10 @@ run "the_lambda_runs_in_the_vpc_with_nested_timeouts_and_no_keys_in_logs" {
     condition = [for st in jsondecode(aws_iam_role_policy.authorizer.policy).Statement : st.Action] == [["logs:CreateLogStream", "logs:PutLogEvents"]] && alltrue([
     for st in jsondecode(aws_iam_role_policy.authorizer.policy).Statement : st.Resource == "${aws_cloudwatch_log_group.authorizer.arn}:*"])
     error_message = "the authorizer's role may write its own logs and nothing else"
+  }
+  assert {
+    condition     = aws_vpc_security_group_egress_rule.lambda_to_endpoints.referenced_security_group_id == "sg-0eeeeeeeeeeeeeee5" && aws_vpc_security_group_egress_rule.lambda_to_dynamodb.prefix_list_id == "pl-0fedcba9876543210"
+    error_message = "with NAT off the Lambda reaches SQS/SNS through the endpoints and DynamoDB through its gateway"
   }
   assert {
     condition     = aws_lambda_function.api.environment[0].variables.WORKER_URL == "http://internal-test.us-west-2.elb.amazonaws.com"
