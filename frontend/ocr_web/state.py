@@ -12,6 +12,7 @@ import reflex as rx
 
 from gpu_worker.protocol import TASKS
 from ocr_web import downloads, history
+from ocr_web.batch import job_progress, new_item, updated
 from ocr_web.capabilities import capabilities, task_note
 from ocr_web.edge import PDF, OcrFailed, get_json, run_ocr, sniff_file
 from ocr_web.jobs import job_reply, start_job, wait_job
@@ -20,13 +21,6 @@ from ocr_web.settings import get_settings
 
 MAX_FILES = 10
 PREVIEW_MAX_BYTES = 3 * 2**20  # larger images are read, but not sent back to the browser for a preview
-STATUS_LABELS = {
-    "ready": "ready",
-    "reading": "reading…",
-    "done": "done",
-    "failed": "failed",
-    "job": "queued as a job",
-}
 
 
 class OcrState(rx.State):
@@ -181,9 +175,7 @@ class OcrState(rx.State):
             self._files[item_id] = data
             if media_type != PDF and len(data) <= PREVIEW_MAX_BYTES:
                 self._previews[item_id] = f"data:{media_type};base64,{base64.b64encode(data).decode()}"
-            self.items.append({"id": item_id, "name": name, "size": f"{len(data) / 1024:.0f} KB",
-                               "kind": "pdf" if media_type == PDF else "image", "status": "ready",
-                               "status_label": "ready", "progress": 0, "pages": "", "error": ""})  # fmt: skip
+            self.items.append(new_item(item_id, name, len(data), media_type == PDF))
         if len(files) > MAX_FILES:
             refused.append(f"Only the first {MAX_FILES} files are taken.")
         self.error = " ".join(refused)
@@ -407,21 +399,12 @@ class OcrState(rx.State):
         started = time.monotonic()
 
         async def progress(record: dict[str, Any]) -> None:
-            done, total = int(record.get("pages_done") or 0), int(record.get("pages_total") or 0)
             async with self:
                 self.elapsed = f"{time.monotonic() - started:.0f} s (job {record.get('status')})"
-                self._set_item(item_id, pages=f"{done}/{total or '?'} pages",
-                               progress=int(100 * done / total) if total else 0)  # fmt: skip
+                self._set_item(item_id, **job_progress(record))
 
         final = await wait_job(settings, str(job["id"]), progress)
         return await job_reply(settings, final)
 
     def _set_item(self, item_id: str, **changes: Any) -> None:
-        items = []
-        for item in self.items:
-            if item["id"] == item_id:
-                item = {**item, **changes}
-                if "status" in changes:
-                    item["status_label"] = STATUS_LABELS.get(changes["status"], changes["status"])
-            items.append(item)
-        self.items = items
+        self.items = updated(self.items, item_id, **changes)

@@ -121,3 +121,14 @@ def test_history_keeps_twenty_newest_first_and_drops_what_the_browser_mangled():
 def test_download_names_are_safe():
     assert stem("../../My Invoice (2).PNG") == "My-Invoice-2"
     assert stem("") == "page" and stem(".png") == "page"
+
+
+def test_batch_items_change_one_at_a_time_and_jobs_report_pages():
+    from ocr_web.batch import job_progress, new_item, updated
+
+    items = [new_item("a", "a.png", 2048, False), new_item("b", "b.pdf", 10, True)]
+    changed = updated(items, "b", status="job", **job_progress({"pages_done": 3, "pages_total": 12}))
+    assert changed[0] == items[0] and changed is not items
+    assert changed[1]["status_label"] == "reading as a job" and changed[1]["pages"] == "3/12 pages"
+    assert changed[1]["progress"] == 25 and changed[1]["kind"] == "pdf"
+    assert job_progress({"pages_done": 0, "pages_total": None}) == {"pages": "0/? pages", "progress": 0}
