@@ -110,6 +110,12 @@ class OcrState(rx.State):
         return list(page.get("boxes") or [])
 
     @rx.var
+    def boxes_have_text(self) -> bool:
+        """The engine said which text each box holds (DeepSeek's grounded output does; RapidOCR's does not)."""
+        page = self.pages[self.page_index] if 0 <= self.page_index < len(self.pages) else {}
+        return any(b.get("text") for b in page.get("boxes") or [])
+
+    @rx.var
     def base_image(self) -> str:
         """The image the boxes are drawn over: the chosen file's preview, else the annotated page."""
         if self.preview_url and len(self.pages) == 1:

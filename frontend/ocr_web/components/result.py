@@ -113,8 +113,9 @@ def _page_image(state: Any) -> rx.Component:
                     + (state.active_box + 1).to(str)
                     + ": "
                     + state.boxes[state.active_box]["label"].to(str)
-                    + " — "
-                    + state.boxes[state.active_box]["text"].to(str),
+                    + rx.cond(
+                        state.boxes_have_text, " — " + state.boxes[state.active_box]["text"].to(str), ""
+                    ),
                     "Point at a box or a row of the table to see which is which.",
                 ),
                 size="2",
@@ -136,7 +137,7 @@ def _box_table(state: Any) -> rx.Component:
         return rx.table.row(
             rx.table.cell(b["number"]),
             rx.table.cell(b["label"]),
-            rx.table.cell(rx.cond(b["text"] != "", b["text"], "—")),
+            rx.cond(state.boxes_have_text, rx.table.cell(b["text"])),
             rx.table.cell(b["bbox"], white_space="nowrap"),
             tab_index=0,
             on_mouse_enter=state.set_active(b["index"]),
@@ -156,7 +157,7 @@ def _box_table(state: Any) -> rx.Component:
                     rx.table.row(
                         rx.table.column_header_cell("#"),
                         rx.table.column_header_cell("Label"),
-                        rx.table.column_header_cell("Text"),
+                        rx.cond(state.boxes_have_text, rx.table.column_header_cell("Text")),
                         rx.table.column_header_cell("Box [x1, y1, x2, y2] px"),
                     )
                 ),
