@@ -99,6 +99,8 @@ class JobConsumer:
                 answer = await self._call(
                     self.sqs.receive_message, QueueUrl=self.queue_url, MaxNumberOfMessages=wanted,
                     WaitTimeSeconds=self.settings.jobs_poll_s, MessageSystemAttributeNames=["ApproximateReceiveCount"],
+                    # Our own timeout, not the queue's default: the heartbeat below is paced by it.
+                    VisibilityTimeout=self.settings.jobs_visibility_s,
                 )  # fmt: skip
             except Exception as exc:  # the queue briefly down: wait and poll again, nothing is lost
                 log.warning("jobs queue receive failed: %s", exc)
