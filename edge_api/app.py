@@ -6,6 +6,7 @@ every error in one place, logs one line per request, and takes its routes from o
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from typing import Any
@@ -14,7 +15,9 @@ from aws_lambda_powertools import Logger, Metrics
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from edge_api import chat, jobs, results, uploads
 from edge_api.deps import aws_event
@@ -27,6 +30,7 @@ from edge_api.store import EdgeStore
 from gpu_worker.protocol import ServiceError
 
 ROUTERS = (chat.router, uploads.router, results.router, jobs.router)
+SAFE_PREFIX = re.compile(r"(/[A-Za-z0-9._~-]+)*")  # a stage name or a custom domain's base path
 
 
 def build_app(
@@ -40,10 +44,12 @@ def build_app(
     log = logger or make_logger()
     meter = EdgeMetrics(metrics, settings.emit_metrics)
     worker = worker or WorkerClient(settings)
-    app = FastAPI(title="DeepSeek-OCR API", version="0.1.0")
+    # /docs and /redoc serve Swagger UI and ReDoc from this app (public, like /health: no key, no CDN).
+    app = FastAPIOffline(title="DeepSeek-OCR API", version="0.1.0")
     app.state.settings, app.state.worker, app.state.meter = settings, worker, meter
     app.state.store = store or EdgeStore(settings)
     install_errors(app, log)
+    app.add_middleware(StagePrefix)  # inside the access log: it logs the path as API Gateway gave it
     # Added before the access log, so it sits inside it: refused bodies are logged and metered too.
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes, timeout_s=settings.http_body_timeout_s,
                        respond=lambda exc, scope: error_response(exc, Request(scope), log))  # fmt: skip
@@ -57,6 +63,30 @@ def build_app(
     for router in ROUTERS:
         app.include_router(router)
     return app
+
+
+class StagePrefix:
+    """Behind API Gateway, the stage (`/prod`) becomes the ASGI root_path, so /docs links its assets under it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        prefix = stage_prefix(scope.get("aws.event")) if scope["type"] == "http" else ""
+        if prefix:  # a copy: the access log outside keeps the path as API Gateway gave it
+            scope = {**scope, "root_path": prefix, "path": prefix + scope["path"]}
+        await self.app(scope, receive, send)
+
+
+def stage_prefix(event: dict[str, Any] | None) -> str:
+    """What the client's path has before the app's: `/prod` for `requestContext.path` `/prod/v1/x`, `path` `/v1/x`."""
+    if not event:
+        return ""
+    path, seen = event.get("path") or "", (event.get("requestContext") or {}).get("path") or ""
+    if not path.startswith("/") or not seen.endswith(path) or not seen.startswith("/"):
+        return ""  # an unexpected shape: serve as before (links from the host's root)
+    prefix = seen[: len(seen) - len(path)].rstrip("/")
+    return prefix if SAFE_PREFIX.fullmatch(prefix) else ""  # it goes into the docs page's HTML and script
 
 
 def install_errors(app: FastAPI, log: Any) -> None:

@@ -12,6 +12,7 @@ from typing import Annotated
 from fastapi import FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gpu_worker.consumer import start_jobs_consumer
@@ -76,7 +77,8 @@ def build_app(
             await consumer.stop(settings.request_timeout_s)
         await service.stop()
 
-    app = FastAPI(title="DeepSeek-OCR worker", version="0.1.0", lifespan=lifespan)
+    # /docs and /redoc serve Swagger UI and ReDoc from this server (a CDN cannot be reached offline).
+    app = FastAPIOffline(title="DeepSeek-OCR worker", version="0.1.0", lifespan=lifespan)
     app.state.service = service
     app.state.metrics = metrics
     body_limit = settings.max_image_bytes * 4 // 3 + 1024 * 1024  # base64 image + JSON around it

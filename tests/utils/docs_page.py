@@ -1,0 +1,43 @@
+"""Checks that an API docs page (Swagger UI or ReDoc) loads everything from its own server, none from a CDN."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from typing import Any
+
+# path -> (status, content type, body); the path as the page's HTML names it (with any stage prefix)
+Fetch = Callable[[str], tuple[int, str, bytes]]
+REFERENCE = re.compile(r"""(?:src|href|spec-url)="([^"]*)"|\burl: '([^']*)'""")
+ANOTHER_HOST = re.compile(r"""://|["'(]//""")  # an absolute or protocol-relative URL
+CONTENT_TYPES = {".js": ("text/javascript", "application/javascript"), ".css": ("text/css",),
+                 ".png": ("image/png",), ".json": ("application/json",)}  # fmt: skip
+
+
+def references(html: str) -> list[str]:
+    """What the page loads: stylesheets, icons, scripts and the OpenAPI document."""
+    return [a or b for a, b in REFERENCE.findall(html)]
+
+
+def assert_docs_offline(fetch: Fetch, docs_path: str, prefix: str = "") -> dict[str, Any]:
+    """The page, each thing it references (from this server, with the right type) and the OpenAPI document."""
+    status, content_type, body = fetch(prefix + docs_path)
+    assert status == 200 and content_type.startswith("text/html"), (status, content_type)
+    html = body.decode()
+    assert not ANOTHER_HOST.search(html), html
+    found = references(html)
+    assert any(ref.endswith(".js") for ref in found) and prefix + "/openapi.json" in found, found
+    openapi: dict[str, Any] = {}
+    for ref in found:
+        assert ref.startswith(prefix + "/"), (ref, prefix)
+        status, content_type, body = fetch(ref)
+        suffix = ref[ref.rfind(".") :]
+        assert status == 200, (ref, status)
+        assert content_type.split(";")[0].strip() in CONTENT_TYPES[suffix], (ref, content_type)
+        if suffix == ".js":
+            assert len(body) > 100_000 and b"://cdn" not in body[:2000], ref  # the real bundle
+        if suffix == ".json":
+            openapi = json.loads(body)
+    assert openapi["openapi"].startswith("3.") and openapi["paths"], openapi
+    return openapi
