@@ -29,6 +29,9 @@ LAMBDA_PYTHON = (3, 11)  # infra/modules/edge/lambda.tf: runtime python3.11
 PROVIDED_BY_RUNTIME = ("boto3",)
 LOCAL_ONLY = ("uvicorn",)  # `python -m edge_api` serves with it; Lambda runs the app through Mangum
 NEVER = ("torch", "transformers", "reflex", "PIL", "numpy", "rapidocr", "onnxruntime")
+# /docs and /redoc load these from the Lambda itself (no CDN): about 0.8 MiB of the zip
+DOCS_ASSETS = tuple(f"fastapi_offline/static/{name}" for name in
+                    ("swagger-ui-bundle.js", "swagger-ui.css", "redoc.standalone.js", "favicon.png"))  # fmt: skip
 
 
 def requirements() -> list[str]:
@@ -62,6 +65,8 @@ def build(out: Path) -> Path:
         for name in NEVER:
             if (target / name).exists():
                 raise SystemExit(f"{name} must not be in the Lambda bundle")
+        if missing := [name for name in DOCS_ASSETS if not (target / name).is_file()]:
+            raise SystemExit(f"{missing} not in the Lambda bundle: /docs would be blank")
         shutil.copytree(ROOT / "edge_api", target / "edge_api", ignore=shutil.ignore_patterns("__pycache__"))
         (target / "gpu_worker").mkdir()
         shutil.copy(ROOT / "gpu_worker" / "__init__.py", target / "gpu_worker" / "__init__.py")

@@ -1,7 +1,10 @@
 """The edge's /docs and /redoc work offline and need no key, under uvicorn and in the Lambda behind the `/prod` stage."""
 
-import base64
 import importlib
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
 
 import httpx
 import pytest
@@ -9,12 +12,14 @@ import pytest
 from edge_api.app import build_app, stage_prefix
 from edge_api.settings import EdgeSettings
 from scripts.local_stack import free_port
-from tests.utils.apigw import STAGE, LambdaContext, rest_event
-from tests.utils.docs_page import assert_docs_offline
+from tests.edge_api.test_lambda_zip import RUNTIME_PACKAGES
+from tests.utils.apigw import STAGE, rest_event
+from tests.utils.docs_page import assert_docs_offline, lambda_fetch
 from tests.utils.servers import ServerThread
 
 pytestmark = pytest.mark.integration
 PREFIX = f"/{STAGE}"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -43,20 +48,6 @@ def local_fetch(edge):
     def get(path):
         response = httpx.get(edge.url + path, timeout=10)  # no key: the docs are public, like /health
         return response.status_code, response.headers.get("content-type", ""), response.content
-
-    return get
-
-
-def lambda_fetch(handler, principal=None):
-    """What a browser at https://API/prod/docs gets: API Gateway strips the stage from `path`, keeps it in the context."""
-
-    def get(path):
-        assert path.startswith(PREFIX + "/"), f"{path} is outside the stage: a browser would miss it"
-        result = handler(rest_event("GET", path[len(PREFIX) :], principal=principal), LambdaContext())
-        body = result["body"] or ""
-        raw = base64.b64decode(body) if result.get("isBase64Encoded") else body.encode()
-        headers = {k.lower(): v for k, v in result["headers"].items()}
-        return result["statusCode"], headers.get("content-type", ""), raw
 
     return get
 
@@ -104,3 +95,33 @@ def test_stage_prefix_from_api_gateway_events():
     event["requestContext"]["path"] = "/pr'od<x>/docs"  # never into the page's script
     assert stage_prefix(event) == ""
     assert stage_prefix(None) == "" and stage_prefix({}) == ""
+
+
+@pytest.mark.slow
+def test_docs_from_the_lambda_zip_alone(tmp_path):
+    """The zip carries what the page loads: served by the handler with only the zip and Lambda's runtime."""
+    bundle = tmp_path / "edge_lambda.zip"
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "build_lambda.py"), "--out", str(bundle)], check=True,
+                   capture_output=True, timeout=600)  # fmt: skip
+    code_dir, runtime = tmp_path / "task", tmp_path / "runtime"
+    zipfile.ZipFile(bundle).extractall(code_dir)
+    runtime.mkdir()
+    site = Path(__import__("boto3").__file__).parents[1]
+    for name in RUNTIME_PACKAGES:
+        if (site / name).exists():
+            (runtime / name).symlink_to(site / name)
+    script = (
+        # The repo last, only for the stdlib-only test helpers: the zip's packages shadow its own.
+        "import sys; sys.path[:0] = sys.argv[1:3]; sys.path.append(sys.argv[3])\n"
+        "import edge_api.handler, fastapi_offline\n"
+        "assert edge_api.handler.__file__.startswith(sys.argv[1]) and fastapi_offline.__file__.startswith(sys.argv[1])\n"
+        "from tests.utils.docs_page import assert_docs_offline, lambda_fetch\n"
+        "for page in ('/docs', '/redoc'):\n"
+        f"    assert_docs_offline(lambda_fetch(edge_api.handler.handler), page, prefix={PREFIX!r})\n"
+        "print('docs ok')\n"
+    )
+    env = {"PATH": "/usr/bin:/bin", "AWS_DEFAULT_REGION": "us-west-2", "WORKER_URL": "http://127.0.0.1:9",
+           "EMIT_METRICS": "false"}  # fmt: skip
+    result = subprocess.run([sys.executable, "-B", "-I", "-S", "-c", script, str(code_dir), str(runtime), str(ROOT)],
+                            capture_output=True, text=True, env=env, timeout=120)  # fmt: skip
+    assert result.stdout.strip().endswith("docs ok"), result.stderr[-3000:]

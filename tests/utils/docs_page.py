@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from collections.abc import Callable
 from typing import Any
+
+from tests.utils.apigw import STAGE, LambdaContext, rest_event
 
 # path -> (status, content type, body); the path as the page's HTML names it (with any stage prefix)
 Fetch = Callable[[str], tuple[int, str, bytes]]
@@ -13,6 +16,20 @@ REFERENCE = re.compile(r"""(?:src|href|spec-url)="([^"]*)"|\burl: '([^']*)'""")
 ANOTHER_HOST = re.compile(r"""://|["'(]//""")  # an absolute or protocol-relative URL
 CONTENT_TYPES = {".js": ("text/javascript", "application/javascript"), ".css": ("text/css",),
                  ".png": ("image/png",), ".json": ("application/json",)}  # fmt: skip
+
+
+def lambda_fetch(handler: Callable[..., dict[str, Any]], principal: str | None = None) -> Fetch:
+    """What a browser at https://API/prod/... gets: API Gateway takes the stage off `path`, keeps it in the context."""
+
+    def get(path: str) -> tuple[int, str, bytes]:
+        assert path.startswith(f"/{STAGE}/"), f"{path} is outside the stage: a browser would miss it"
+        result = handler(rest_event("GET", path[len(STAGE) + 1 :], principal=principal), LambdaContext())
+        body = result["body"] or ""
+        raw = base64.b64decode(body) if result.get("isBase64Encoded") else body.encode()
+        headers = {k.lower(): v for k, v in result["headers"].items()}
+        return result["statusCode"], headers.get("content-type", ""), raw
+
+    return get
 
 
 def references(html: str) -> list[str]:
