@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -34,21 +33,29 @@ async def sse_events(
 
     yield chunk(choices=[ChunkChoice(delta=DeltaMessage(role="assistant", content=""))])
     assert job.task is not None
+    getter: asyncio.Future[str] | None = None
     try:
-        while not job.task.done():
-            getter = asyncio.ensure_future(pieces.get())
+        while True:
+            if getter is None:
+                getter = asyncio.ensure_future(pieces.get())
             remaining = deadline - time.perf_counter()
-            done, _ = await asyncio.wait({getter, job.task}, timeout=max(remaining, 0.001))
-            if getter in done:
+            # FIRST_COMPLETED: a piece goes out the moment it arrives, and the job's end ends the wait even
+            # when no piece ever comes (the default, ALL_COMPLETED, held such a stream open to the deadline).
+            waiting: set[asyncio.Future[Any]] = {getter, job.task}
+            done, _ = await asyncio.wait(
+                waiting, timeout=max(remaining, 0.001), return_when=asyncio.FIRST_COMPLETED
+            )
+            if getter in done:  # before the job's end: a piece that came with it is still sent in order
                 delta = cleaner.feed(getter.result())
+                getter = None
                 if delta:
                     yield chunk(choices=[ChunkChoice(delta=DeltaMessage(content=delta))])
+            elif job.task in done:
+                break
             else:
-                getter.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await getter
-            if not done:
                 raise timeout_error()
+        if job.task.cancelled():  # shutdown cancelled the job: say so rather than end without a word
+            raise ServiceError("The request was cancelled before it finished.", code="cancelled")
         response = await job.task
         rest = ""
         while not pieces.empty():
@@ -68,4 +75,7 @@ async def sse_events(
         yield (
             "data: " + json.dumps(ServiceError(f"Internal error ({type(exc).__name__}).").to_body()) + "\n\n"
         )
+    finally:  # a client that left, or an error: no get() may stay waiting on the queue
+        if getter is not None:
+            getter.cancel()
     yield "data: [DONE]\n\n"
