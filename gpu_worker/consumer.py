@@ -5,7 +5,11 @@ requests keep their latency under a job backlog.
 Messages: `split` (render the document, store page images, fan out one message per page) and `page` (read one
 page, store its result under jobs/<id>/pages/NNNN/, count it once; the last page finishes the job). Delivery
 is at least once: a page already counted is skipped; a page that keeps failing is counted failed on its last
-allowed attempt and left to the DLQ.
+allowed attempt and left to the DLQ. The consumer also drains the DLQ: a page whose message got there uncounted
+(its worker killed on the last attempt) is counted failed there, so its job still ends (`partial`).
+
+S3 or DynamoDB briefly down while a page runs: each call is retried with backoff inside the attempt (the message's
+visibility is extended meanwhile), so a short outage neither repeats the OCR nor spends the message's receives.
 """
 
 from __future__ import annotations
@@ -15,10 +19,13 @@ import contextlib
 import io
 import json
 import logging
+import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import boto3
+from botocore.exceptions import BotoCoreError, ClientError
 from PIL import Image
 
 from gpu_worker.annotate import annotate_png
@@ -46,6 +53,20 @@ if TYPE_CHECKING:
     from gpu_worker.serving import OcrService
 
 log = logging.getLogger(__name__)
+IO_PATIENCE_S = 45.0  # how long one page keeps retrying S3/DynamoDB before giving its message back
+RETRYABLE_CODES = ("ThrottlingException", "ProvisionedThroughputExceededException", "RequestLimitExceeded",
+                   "InternalServerError", "ServiceUnavailable", "SlowDown", "TransactionConflictException")  # fmt: skip
+
+
+def transient(exc: BaseException) -> bool:
+    """An AWS failure worth retrying: no connection, a timeout, throttling or a 5xx (not a refusal)."""
+    if isinstance(exc, BotoCoreError):
+        return True
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+        return status >= 500 or error.get("Code") in RETRYABLE_CODES
+    return False
 
 
 class JobConsumer:
@@ -61,26 +82,45 @@ class JobConsumer:
         # Its own threads: a long poll or a slow S3 call never holds up the routes' pools.
         self.pool = ThreadPoolExecutor(max_workers=4 + settings.max_batch_size, thread_name_prefix="jobs")
         self.inflight: set[asyncio.Task[None]] = set()
+        self.dlq_url = settings.jobs_dlq_url
         self._task: asyncio.Task[None] | None = None
+        self._dlq_task: asyncio.Task[None] | None = None
         self._stopping = False
 
     def start(self) -> None:
         """Start polling on the running event loop."""
         self._task = asyncio.create_task(self._run(), name="jobs-consumer")
+        self._dlq_task = asyncio.create_task(self._drain_dlq(), name="jobs-dlq")
 
     async def stop(self, timeout: float) -> None:
         """Stop pulling; give pages in flight `timeout` s (unfinished ones are redelivered by SQS)."""
         self._stopping = True
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        for task in (self._task, self._dlq_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self.inflight:
             await asyncio.wait(self.inflight, timeout=timeout)
         self.pool.shutdown(wait=False, cancel_futures=True)
 
     async def _call(self, function: Any, *args: Any, **kwargs: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self.pool, lambda: function(*args, **kwargs))
+
+    async def _patient(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """`_call`, retried with backoff while the failure is transient, for at most IO_PATIENCE_S."""
+        give_up, pause = time.monotonic() + IO_PATIENCE_S, 0.5
+        while True:
+            try:
+                return await self._call(function, *args, **kwargs)
+            except Exception as exc:
+                if not transient(exc) or time.monotonic() + pause > give_up:
+                    raise
+                log.warning(
+                    "jobs: %s failed (%s); retrying in %.1f s", function.__name__, type(exc).__name__, pause
+                )
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 5.0)
 
     def room(self) -> int:
         """Messages worth taking now: none while interactive requests wait, else up to one batch in flight."""
@@ -151,7 +191,9 @@ class JobConsumer:
     def split(self, job_id: str, attempt: int) -> bool:
         """Render the job's document to page images and queue one message per page (safe to repeat)."""
         job = self.table.get_job(job_id)
-        if job is None or job["status"] not in ACTIVE:
+        if job is None:  # the edge's record write may have timed out yet land later: retry, then drop
+            return attempt >= self.settings.jobs_max_receive
+        if job["status"] not in ACTIVE:
             return True
         settings = self.settings
         try:
@@ -170,7 +212,9 @@ class JobConsumer:
             entries = [
                 {"Id": str(n), "MessageBody": page_message(job_id, n)} for n in numbers[start : start + 10]
             ]
-            self.sqs.send_message_batch(QueueUrl=self.queue_url, Entries=entries)
+            answer = self.sqs.send_message_batch(QueueUrl=self.queue_url, Entries=entries)
+            if answer.get("Failed"):  # a page without its message would never be read: split again (harmless)
+                raise RuntimeError(f"{len(answer['Failed'])} page message(s) of {job_id} not queued")
         return True
 
     def _render_pages(self, job_id: str, data: bytes, selection: list[int] | None) -> list[int]:
@@ -194,19 +238,17 @@ class JobConsumer:
     async def page(self, job_id: str, number: int, attempt: int) -> bool:
         """Read one page and count it; True when the message is finished with."""
         table, settings = self.table, self.settings
-        job = await self._call(table.get_job, job_id)
+        job = await self._patient(table.get_job, job_id)
         if job is None or job["status"] not in ACTIVE:
             return True  # cancelled or already finished: nothing more to do for this page
-        record = await self._call(table.page, job_id, number)
+        record = await self._patient(table.page, job_id, number)
         if record is None:
             return True
         if record["status"] in ("succeeded", "failed"):  # a duplicate delivery: make sure the job can finish
-            await self._call(
-                maybe_finish, table, self.store, job_id, settings.jobs_topic_arn, settings.aws_region
-            )
+            await self._finish(job_id)
             return True
-        await self._call(table.start_page, job_id, number)
-        png = await self._call(self._read, page_image_key(job_id, number))
+        await self._patient(table.start_page, job_id, number)
+        png = await self._patient(self._read, page_image_key(job_id, number))
         image = Image.open(io.BytesIO(png)).convert("RGB")
         prompt = build_prompt(job["task"], job.get("ref_text"))
         request = OcrRequest(request_id=f"{job_id}.p{number}", image=image, task=prompt.task, mode=job["mode"],
@@ -217,23 +259,86 @@ class JobConsumer:
             if attempt < settings.jobs_max_receive:
                 return False  # retried; on its last attempt it is counted failed below and left to the DLQ
             reason = f"{type(result.error).__name__}: {result.error}"
-            await self._call(table.finish_page, job, number, error=reason)
-            await self._call(
-                maybe_finish, table, self.store, job_id, settings.jobs_topic_arn, settings.aws_region
-            )
+            await self._patient(table.finish_page, job, number, error=reason)
+            await self._finish(job_id)
             return False
         prefix = page_result_prefix(job_id, number)
         stored = {"page": number, "text": result.text, "raw": result.raw,
                   "boxes": [b.model_dump() for b in result.boxes], "repetition_detected": result.repetition_detected,
                   "finish_reason": result.finish_reason, "prompt_tokens": result.prompt_tokens,
-                  "completion_tokens": result.completion_tokens}  # fmt: skip
-        await self._call(self._store_page, prefix, image, result.boxes, stored)
-        await self._call(table.finish_page, job, number, prompt_tokens=result.prompt_tokens,
-                         completion_tokens=result.completion_tokens, annotated=bool(result.boxes))  # fmt: skip
-        await self._call(
-            maybe_finish, table, self.store, job_id, settings.jobs_topic_arn, settings.aws_region
-        )
+                  "completion_tokens": result.completion_tokens,
+                  # The page image's size: a viewer places the boxes without fetching the PNG's header.
+                  "image": {"width": image.width, "height": image.height},
+                  "image_tokens": result.image_tokens, "tiles": result.tiles}  # fmt: skip
+        await self._patient(self._store_page, prefix, image, result.boxes, stored)
+        await self._patient(table.finish_page, job, number, prompt_tokens=result.prompt_tokens,
+                            completion_tokens=result.completion_tokens, annotated=bool(result.boxes))  # fmt: skip
+        await self._finish(job_id)
         return True
+
+    async def _finish(self, job_id: str) -> None:
+        settings = self.settings
+        await self._patient(
+            maybe_finish, self.table, self.store, job_id, settings.jobs_topic_arn, settings.aws_region
+        )
+
+    # ---- the DLQ: pages whose messages gave up uncounted ----------------------------------------
+
+    async def _drain_dlq(self) -> None:
+        while not self._stopping and self.dlq_url is None:
+            try:
+                self.dlq_url = await self._call(self._find_dlq)
+            except Exception as exc:  # no redrive policy or no permission: say so, look again later
+                log.warning("jobs: cannot find the DLQ (set JOBS_DLQ_URL): %s", exc)
+                await asyncio.sleep(60)
+        while not self._stopping:
+            try:
+                answer = await self._call(
+                    self.sqs.receive_message, QueueUrl=self.dlq_url, MaxNumberOfMessages=10,
+                    WaitTimeSeconds=self.settings.jobs_poll_s,
+                )  # fmt: skip
+            except Exception as exc:
+                log.warning("jobs DLQ receive failed: %s", exc)
+                await asyncio.sleep(2)
+                continue
+            for message in answer.get("Messages", []):
+                try:
+                    await self._call(self.dead, message.get("Body", ""))
+                except Exception:  # left in the DLQ; seen again after its visibility timeout
+                    log.exception("settling a DLQ message failed")
+                    continue
+                with contextlib.suppress(Exception):
+                    await self._call(self.sqs.delete_message, QueueUrl=self.dlq_url,
+                                     ReceiptHandle=message["ReceiptHandle"])  # fmt: skip
+
+    def _find_dlq(self) -> str:
+        """The DLQ's URL, from the jobs queue's redrive policy."""
+        attributes = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["RedrivePolicy"])
+        arn = json.loads(attributes["Attributes"]["RedrivePolicy"])["deadLetterTargetArn"]
+        account, name = arn.split(":")[4:6]
+        url: str = self.sqs.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"]
+        return url
+
+    def dead(self, body: str) -> None:
+        """Settle a message that reached the DLQ: its page counted failed (once), the job finished if it was the last."""
+        parsed = parse_message(body)
+        if parsed is None:
+            log.warning("dropping a DLQ message that is not a job message")
+            return
+        settings, job_id = self.settings, parsed["job_id"]
+        job = self.table.get_job(job_id)
+        if job is None or job["status"] not in ACTIVE:
+            return
+        why = (
+            f"gave up after {settings.jobs_max_receive} attempt(s); its message reached the dead-letter queue"
+        )
+        if parsed["type"] == "split":
+            fail_job(self.table, job, f"The document could not be split into pages: {why}.",
+                     settings.jobs_topic_arn, settings.aws_region)  # fmt: skip
+            return
+        # Conditional, like every count: a page already counted (succeeded or failed) stays as it is.
+        self.table.finish_page(job, parsed["page"], error=f"The page {why}.")
+        maybe_finish(self.table, self.store, job_id, settings.jobs_topic_arn, settings.aws_region)
 
     def _read(self, key: str) -> bytes:
         body: bytes = self.store.client.get_object(Bucket=self.store.bucket, Key=key)["Body"].read()

@@ -35,6 +35,8 @@ class WorkerSettings(BaseSettings):
     jobs_queue_url: str | None = None
     jobs_table: str | None = None
     jobs_topic_arn: str | None = None
+    # The DLQ the worker drains (pages that never got counted are counted failed); unset: found from the redrive.
+    jobs_dlq_url: str | None = None
     jobs_max_receive: int = Field(3, ge=1, le=1000)
     jobs_visibility_s: int = Field(120, ge=5, le=43_200)
     jobs_poll_s: int = Field(10, ge=0, le=20)

@@ -57,11 +57,12 @@ def _conditional_failed(exc: ClientError) -> bool:
 class JobTable:
     """Blocking boto3 calls (run them in a thread from async code)."""
 
-    def __init__(self, table_name: str, *, region: str, endpoint_url: str | None = None) -> None:
+    def __init__(
+        self, table_name: str, *, region: str, endpoint_url: str | None = None, config: Config = CLIENT_CONFIG
+    ) -> None:
+        """`config`: the caller's timeouts and retries (the edge's are shorter than the worker's)."""
         self.name = table_name
-        resource = boto3.resource(
-            "dynamodb", region_name=region, endpoint_url=endpoint_url, config=CLIENT_CONFIG
-        )
+        resource = boto3.resource("dynamodb", region_name=region, endpoint_url=endpoint_url, config=config)
         self.table: Any = resource.Table(table_name)
         self.client: Any = resource.meta.client
 
@@ -163,8 +164,10 @@ class JobTable:
                 ":now": now,
             },
         )
+        # A split run again (its message redelivered) must not reset pages already counted: create only the missing.
+        have = {int(record["page"]) for record in self.pages(job_id)}
         with self.table.batch_writer(overwrite_by_pkeys=["pk", "sk"]) as batch:
-            for page in pages:
+            for page in (p for p in pages if p not in have):
                 batch.put_item(Item={"pk": f"job#{job_id}", "sk": f"page#{page:04d}", "page": page,
                                      "status": "queued", "ttl": now + JOB_TTL_S})  # fmt: skip
 
