@@ -153,6 +153,8 @@ def _response(
             raw=result.raw,
             text=result.text,
             repetition_detected=result.repetition_detected,
+            image_tokens=result.image_tokens,
+            tiles=result.tiles,
         )  # fmt: skip
         for page, result in zip(pages, results, strict=True)
     ]
@@ -161,6 +163,7 @@ def _response(
         request_id=job.request_id, task=job.spec.task, mode=job.spec.mode, engine=service.engine.name,
         image=ImageSize(width=first.width, height=first.height), boxes=[], raw=raw,
         repetition_detected=any(r.repetition_detected for r in results), pages=per_page,
+        image_tokens=sum(r.image_tokens for r in results),  # what the whole document cost; per page in `pages`
         timings_ms=Timings(queue=round(job.pending.queue_ms, 1), total=round(total_ms, 1),
                            inference=round(sum(r.inference_ms for r in results), 1)),
     )  # fmt: skip

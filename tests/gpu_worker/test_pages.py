@@ -8,6 +8,7 @@ import httpx
 import openai
 import pytest
 
+from gpu_worker.protocol import MODES
 from tests.utils import pdfs
 from tests.utils.documents import render_document
 from tests.utils.requests import data_url, image_message
@@ -179,6 +180,9 @@ def test_the_deepseek_engine_reads_a_pdf_page_by_page(deepseek_worker):
     )
     assert content == expected
     assert reply.usage.prompt_tokens >= 3 * 257 and reply.usage.completion_tokens >= 3
+    # What each page's image cost, and the document's sum (tiny mode: the global view only, no tiles).
+    assert [(p["image_tokens"], p["tiles"]) for p in ocr["pages"]] == [(MODES["tiny"].image_tokens, None)] * 3
+    assert ocr["image_tokens"] == 3 * MODES["tiny"].image_tokens < reply.usage.prompt_tokens
 
 
 def test_base64_without_a_data_prefix_is_taken_as_a_pdf(rapid_worker):

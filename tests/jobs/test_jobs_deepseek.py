@@ -24,6 +24,10 @@ def test_a_job_runs_on_the_deepseek_engine(local_s3, jobs_aws, tiny_model_dir):
         )
         pages = [httpx.get(p["result"]["url"], timeout=10).json() for p in final["pages"]]
         assert all(p["completion_tokens"] >= 1 and p["prompt_tokens"] >= 257 for p in pages)
+        # Each page's result.json says its image size (no ranged GET of the PNG) and what the image cost.
+        assert [(p["image"], p["image_tokens"], p["tiles"]) for p in pages] == [
+            ({"width": 1224, "height": 1584}, 257, None)
+        ] * 3
         markdown = httpx.get(final["result"]["markdown"]["url"], timeout=10).text
         # The random model's text, page by page, in order between the markers.
         assert (

@@ -80,6 +80,7 @@ def test_a_twenty_page_job_runs_end_to_end(alice, twenty, local_s3):
     assert [p["page"] for p in pages] == list(range(1, 21)) and {p["status"] for p in pages} == {"succeeded"}
     page_seven = httpx.get(pages[6]["result"]["url"], timeout=10).json()
     assert texts[6][1].lower() in squash(page_seven["text"])
+    assert page_seven["image"] == {"width": 1224, "height": 1584}  # the viewer needs no ranged GET of the PNG
     assert local_s3.object_keys(f"jobs/{job['id']}/pages/0001.png")
 
 
