@@ -2,16 +2,21 @@
 
 The edge checks the upload (ours, this key's, a PDF or an image), writes the job record, and sends one split
 message; the workers do the rest (gpu_worker/consumer.py). Same keys, validation and error shape as the rest.
+
+Every DynamoDB, SQS and S3 call of these routes runs in the backend's own bounded pool (edge_api/store.py's
+BoundedPool) with short botocore timeouts, under one deadline per request: a hung table or queue answers 503 with
+Retry-After within `jobs_deadline_s`, and never holds up chat forwarding, uploads or /health.
 """
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import logging
 import secrets
 import time
 import urllib.parse
 import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -20,6 +25,7 @@ from fastapi.responses import JSONResponse
 
 from edge_api.deps import Caller
 from edge_api.settings import EdgeSettings
+from edge_api.store import BoundedPool
 from gpu_worker.protocol import (
     IDEMPOTENCY_KEY_RE,
     IMAGE_MEDIA_TYPES,
@@ -80,10 +86,13 @@ async def record_inline_usage(request: Request, key: str, result: dict[str, Any]
     pages = len(((result or {}).get("ocr") or {}).get("pages") or [None])
     counts = {"requests": 1, "pages": pages, "prompt_tokens": int(usage.get("prompt_tokens") or 0),
               "completion_tokens": int(usage.get("completion_tokens") or 0)}  # fmt: skip
+    jobs = backend(request)
     try:
-        table = backend(request).require()
-        await asyncio.to_thread(table.add_usage, key, **counts)
-    except (*AWS_ERRORS, NotReady) as exc:
+        table = jobs.require()
+        # A counter is not worth delaying an OCR answer: at most a second, then logged and dropped.
+        until = time.monotonic() + min(1.0, jobs.settings.jobs_deadline_s)
+        await jobs.run(lambda: table.add_usage(key, **counts), until)
+    except NotReady as exc:
         log.warning("usage for %s not counted: %s", key, type(exc).__name__)
 
 
@@ -93,14 +102,40 @@ class JobsBackend:
     def __init__(self, settings: EdgeSettings, s3: Any) -> None:
         # boto3 on the first jobs request, not in every Lambda cold start (bench/edge_cold_import.py).
         import boto3
+        from botocore.config import Config
 
-        from gpu_worker.protocol.job_table import CLIENT_CONFIG, JobTable
+        from gpu_worker.protocol.job_table import JobTable
 
         self.settings, self.s3 = settings, s3
+        # The edge's S3 timeouts and attempts for DynamoDB and SQS too (the worker's are longer).
+        config = Config(connect_timeout=settings.s3_connect_timeout_s, read_timeout=settings.s3_read_timeout_s,
+                        retries={"max_attempts": settings.s3_max_attempts, "mode": "standard"},
+                        max_pool_connections=settings.jobs_max_concurrency)  # fmt: skip
         self.table = (
-            JobTable(settings.jobs_table, region=settings.aws_region) if settings.jobs_table else None
+            JobTable(settings.jobs_table, region=settings.aws_region, config=config)
+            if settings.jobs_table
+            else None
         )
-        self.sqs: Any = boto3.client("sqs", region_name=settings.aws_region, config=CLIENT_CONFIG)
+        self.sqs: Any = boto3.client("sqs", region_name=settings.aws_region, config=config)
+        self.pool = BoundedPool(settings.jobs_max_concurrency, "edge-jobs", self.unavailable)
+
+    def unavailable(self, what: str = "not answering; retry shortly") -> NotReady:
+        """The 503 a caller gets while DynamoDB, SQS or S3 hang, refuse or fail."""
+        return NotReady(
+            f"The jobs store is {what}.", code="jobs_unavailable",
+            headers={"Retry-After": str(self.settings.s3_retry_after_s)},
+        )  # fmt: skip
+
+    async def run(self, call: Callable[[], Any], until: float) -> Any:
+        """`call` (blocking AWS I/O) in the jobs pool; a 503 past `until` or on an AWS fault, never a 500."""
+
+        def guarded() -> Any:
+            try:
+                return call()
+            except AWS_ERRORS as exc:
+                raise self.unavailable(f"unavailable ({type(exc).__name__}); retry shortly") from None
+
+        return await self.pool.run(guarded, until)
 
     def require(self) -> JobTable:
         """The table, or a 503 when this deployment has no jobs configured."""
@@ -147,8 +182,23 @@ class JobsBackend:
                 f"The file is larger than {settings.upload_max_pdf_bytes} bytes.", param="file"
             )
 
-    def create(self, owner: str, body: JobCreate, idempotency_key: str | None) -> tuple[dict[str, Any], bool]:
-        """The new job (queued, split message sent), or the job this Idempotency-Key already made."""
+    def create(
+        self, owner: str, body: JobCreate, idempotency_key: str | None, until: float
+    ) -> tuple[dict[str, Any], bool]:
+        """The new job (queued, split message sent), or the job this Idempotency-Key already made.
+
+        Order: the record first, then the split message, and 202 only once both are written.
+        - A message cannot go first: the worker reads the job from its record, so a message that outran its
+          record would be dropped and the record would wait forever.
+        - The record write fails or times out (its outcome unknown: it may still land): the split message is sent
+          anyway, and the worker retries a split whose record is missing before dropping it, so a late record is
+          still read. The caller gets a 503 that says the job may exist.
+        - The message cannot be sent after the record was written (the compensation): the record is marked
+          failed ("could not be queued") and the Idempotency-Key released, so nothing sits `queued` without a
+          message and a retry with the same key starts afresh.
+        - Repair: a retry with the same key that finds its job still queued and not yet split sends the split
+          again (splitting twice is harmless), so even a failed compensation is mended by the client's retry.
+        """
         table = self.require()
         self.check_file(body.file, owner)
         job_id = f"job-{uuid.uuid4().hex}"
@@ -157,18 +207,37 @@ class JobsBackend:
             if held is not None:
                 existing = table.get_job(held)
                 if existing is not None:
+                    if existing["status"] == "queued" and existing.get("pages_total") is None:
+                        self.send_split(held)
                     return existing, False
+                job_id = held  # its record never landed: write it now, under the id the key holds
+        if time.monotonic() > until:  # the caller already had its 503: write nothing more
+            raise self.unavailable()
         secret = secrets.token_urlsafe(32) if body.webhook_url else None
-        job = table.create_job(job_id, owner, body, secret)
         try:
-            self.sqs.send_message(QueueUrl=self.settings.jobs_queue_url, MessageBody=split_message(job_id))
+            job = table.create_job(job_id, owner, body, secret)
         except AWS_ERRORS as exc:
-            table.complete(job_id, "failed", None, "The job could not be queued; submit it again.")
-            raise NotReady(
-                f"The jobs queue is unavailable ({type(exc).__name__}); retry shortly.",
-                headers={"Retry-After": "5"},
+            with contextlib.suppress(*AWS_ERRORS):
+                self.send_split(job_id)
+            raise self.unavailable(
+                f"unavailable ({type(exc).__name__}) and the job may or may not have been created; retry shortly "
+                "with the same Idempotency-Key to be sure of one job"
+            ) from None
+        try:
+            self.send_split(job_id)
+        except AWS_ERRORS as exc:
+            with contextlib.suppress(*AWS_ERRORS):
+                table.complete(job_id, "failed", None, "The job could not be queued; submit it again.")
+                if idempotency_key is not None:
+                    table.release_idempotency_key(owner, idempotency_key, job_id)
+            raise self.unavailable(
+                f"unavailable ({type(exc).__name__}): the job was not queued; retry shortly"
             ) from None
         return job, True
+
+    def send_split(self, job_id: str) -> None:
+        """The job's first message: the worker renders the document and fans out its pages."""
+        self.sqs.send_message(QueueUrl=self.settings.jobs_queue_url, MessageBody=split_message(job_id))
 
     def view(self, job: dict[str, Any], with_pages: bool) -> OcrJob:
         """The public shape of a job record, with fresh links."""
@@ -225,15 +294,9 @@ def check_body(body: JobCreate, settings: EdgeSettings) -> None:
 router = APIRouter()
 
 
-async def run(function: Any, *args: Any) -> Any:
-    """A blocking table/queue call in a thread; an AWS failure is a 503 with Retry-After, never a 500."""
-    try:
-        return await asyncio.to_thread(function, *args)
-    except AWS_ERRORS as exc:
-        raise NotReady(
-            f"The jobs store is unavailable ({type(exc).__name__}); retry shortly.",
-            headers={"Retry-After": "5"},
-        ) from None
+def deadline(jobs: JobsBackend) -> float:
+    """The time.monotonic() by which this request answers, whatever AWS does."""
+    return time.monotonic() + jobs.settings.jobs_deadline_s
 
 
 def job_id_or_404(job_id: str) -> str:
@@ -245,7 +308,11 @@ def job_id_or_404(job_id: str) -> str:
 
 @router.post("/v1/jobs", status_code=202)
 async def create_job(
-    body: JobCreate, key: Caller, jobs: Backend, idempotency_key: Annotated[str | None, Header()] = None
+    request: Request,
+    body: JobCreate,
+    key: Caller,
+    jobs: Backend,
+    idempotency_key: Annotated[str | None, Header()] = None,
 ) -> JSONResponse:
     """Queue a document (an upload from POST /v1/uploads); poll GET /v1/jobs/{id}."""
     if idempotency_key is not None and not IDEMPOTENCY_KEY_RE.match(idempotency_key):
@@ -253,10 +320,12 @@ async def create_job(
             "Idempotency-Key must be 1-255 visible ASCII characters.", param="Idempotency-Key"
         )
     check_body(body, jobs.settings)
-    job, created = await run(jobs.create, key, body, idempotency_key)
+    until = deadline(jobs)
+    job, created = await jobs.run(lambda: jobs.create(key, body, idempotency_key, until), until)
     view = jobs.view(job, with_pages=False)
     if created:
         view.webhook_secret = job.get("webhook_secret")
+        request.app.state.meter.job_event("JobsCreated", key)
     return JSONResponse(view.model_dump(mode="json", by_alias=True), status_code=202 if created else 200)
 
 
@@ -264,8 +333,8 @@ async def create_job(
 async def get_job(job_id: str, key: Caller, jobs: Backend) -> JSONResponse:
     """A job's progress, and its results once finished (another key's job is 404)."""
     table = jobs.require()
-    job = await run(table.get_owned, job_id_or_404(job_id), key)
-    view = await run(jobs.view, job, True)
+    job_id = job_id_or_404(job_id)
+    view = await jobs.run(lambda: jobs.view(table.get_owned(job_id, key), True), deadline(jobs))
     return JSONResponse(view.model_dump(mode="json", by_alias=True))
 
 
@@ -275,16 +344,22 @@ async def list_jobs(
 ) -> JSONResponse:
     """This key's jobs, newest first."""
     table = jobs.require()
-    items, more = await run(table.list_jobs, key, limit, job_id_or_404(after) if after else None)
+    start = job_id_or_404(after) if after else None
+    items, more = await jobs.run(lambda: table.list_jobs(key, limit, start), deadline(jobs))
     listing = JobList(data=[jobs.view(item, with_pages=False) for item in items], has_more=more)
     return JSONResponse(listing.model_dump(mode="json", by_alias=True))
 
 
 @router.delete("/v1/jobs/{job_id}")
-async def cancel_job(job_id: str, key: Caller, jobs: Backend) -> JSONResponse:
+async def cancel_job(request: Request, job_id: str, key: Caller, jobs: Backend) -> JSONResponse:
     """Cancel the pages not yet started; finished pages stay readable."""
     table = jobs.require()
-    job = await run(table.cancel, job_id_or_404(job_id), key)
+    job_id = job_id_or_404(job_id)
+    until = deadline(jobs)
+    before = await jobs.run(lambda: table.get_owned(job_id, key), until)
+    job = await jobs.run(lambda: table.cancel(job_id, key), until)
+    if before["status"] != job["status"]:
+        request.app.state.meter.job_event("JobsCancelled", key)
     return JSONResponse(jobs.view(job, with_pages=False).model_dump(mode="json", by_alias=True))
 
 
@@ -292,5 +367,5 @@ async def cancel_job(job_id: str, key: Caller, jobs: Backend) -> JSONResponse:
 async def usage(key: Caller, jobs: Backend, days: Annotated[int, Query(ge=1, le=90)] = 7) -> Response:
     """This key's requests, pages, tokens and jobs per day (UTC), oldest first."""
     table = jobs.require()
-    rows = await run(table.usage, key, days)
+    rows = await jobs.run(lambda: table.usage(key, days), deadline(jobs))
     return JSONResponse(UsageReport(days=[UsageDay(**row) for row in rows]).model_dump(mode="json"))

@@ -47,3 +47,10 @@ class EdgeMetrics:
         for name, value in (("Pages", 1), ("Tokens", tokens)):
             with single_metric(name=name, unit=MetricUnit.Count, value=value, namespace=NAMESPACE) as metric:
                 metric.add_dimension(name="api_key_id", value=key_id)
+
+    def job_event(self, name: str, key_id: str, value: int = 1) -> None:
+        """A jobs event (JobsCreated, JobsCancelled), by API key id; pages are counted by the workers."""
+        if not self.enabled:
+            return
+        with single_metric(name=name, unit=MetricUnit.Count, value=value, namespace=NAMESPACE) as metric:
+            metric.add_dimension(name="api_key_id", value=key_id)

@@ -35,6 +35,37 @@ T = TypeVar("T")
 MISSING = ("NoSuchKey", "404", "AccessDenied", "403")
 
 
+class BoundedPool:
+    """Blocking AWS calls in a bounded pool of threads under a deadline (S3 here; the jobs table and queue too)."""
+
+    def __init__(self, threads: int, name: str, unavailable: Callable[[], Exception]) -> None:
+        self.threads, self.name, self.unavailable = threads, name, unavailable
+        self._pool: ThreadPoolExecutor | None = None
+
+    async def run(self, call: Callable[[], T], until: float) -> T:
+        """`call` in the pool; `unavailable()` (a 503) once `until` (time.monotonic()) has passed."""
+
+        def guarded() -> T:
+            # Work queued behind a hung dependency whose caller already had its answer is dropped, not run late.
+            if time.monotonic() > until:
+                raise self.unavailable()
+            return call()
+
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix=self.name)
+        future = asyncio.get_running_loop().run_in_executor(self._pool, guarded)
+        try:
+            return await asyncio.wait_for(future, max(until - time.monotonic(), 0.0))
+        except TimeoutError:
+            raise self.unavailable() from None
+
+    def close(self) -> None:
+        """Let the pool's threads go (they finish what they hold)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+
 class EdgeStore:
     """The edge's S3 client: built lazily, every call bounded by timeouts, retries and a deadline."""
 
@@ -42,7 +73,7 @@ class EdgeStore:
         self.settings = settings
         self._client: Any = None
         self._lock = threading.Lock()
-        self._pool: ThreadPoolExecutor | None = None
+        self.pool = BoundedPool(settings.s3_max_concurrency, "edge-s3", self.unavailable)
 
     @property
     def client(self) -> Any:
@@ -69,21 +100,7 @@ class EdgeStore:
 
     async def run(self, call: Callable[[], T]) -> T:
         """`call` (blocking S3 I/O) in the store's pool; StorageUnavailable (503) past the deadline."""
-        deadline = time.monotonic() + self.settings.s3_deadline_s
-
-        def guarded() -> T:
-            # Work queued behind a hung S3 whose caller already had its answer is dropped, not run late.
-            if time.monotonic() > deadline:
-                raise self.unavailable()
-            return call()
-
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(self.settings.s3_max_concurrency, thread_name_prefix="edge-s3")
-        future = asyncio.get_running_loop().run_in_executor(self._pool, guarded)
-        try:
-            return await asyncio.wait_for(future, self.settings.s3_deadline_s)
-        except TimeoutError:
-            raise self.unavailable() from None
+        return await self.pool.run(call, time.monotonic() + self.settings.s3_deadline_s)
 
     def unavailable(self) -> StorageUnavailable:
         """The 503 a caller gets while S3 hangs, refuses or fails."""
@@ -177,6 +194,4 @@ class EdgeStore:
 
     def close(self) -> None:
         """Let the pool's threads go (they finish what they hold)."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
+        self.pool.close()

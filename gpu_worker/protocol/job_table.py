@@ -149,6 +149,17 @@ class JobTable:
             )
         return str(held["job_id"])
 
+    def release_idempotency_key(self, owner: str, key: str, job_id: str) -> None:
+        """Free `key` if it still names `job_id` (that job was never queued: a retry may start afresh)."""
+        try:
+            self.table.delete_item(
+                Key={"pk": f"idem#{owner}#{key}", "sk": "idem"}, ConditionExpression="job_id = :j",
+                ExpressionAttributeValues={":j": job_id},
+            )  # fmt: skip
+        except ClientError as exc:
+            if not _conditional_failed(exc):
+                raise
+
     def set_pages_total(self, job_id: str, pages: list[int]) -> None:
         """Record the page count and create every page record (queued); safe to repeat."""
         now = int(time.time())
