@@ -147,10 +147,10 @@ class RapidOcrEngine(Engine):
         if request.task == "locate":
             ref = request.ref_text or ""
             hits = [line for row in rows for line in row if matches(ref, line.text)]
-            boxes = [Box(label=ref, bbox=line.bbox) for line in hits]
+            boxes = [Box(label=ref, bbox=line.bbox, text=line.text) for line in hits]
             text = boxes_as_text(boxes)
         else:
-            boxes = [Box(label="text", bbox=line.bbox) for row in rows for line in row]
+            boxes = [Box(label="text", bbox=line.bbox, text=line.text) for row in rows for line in row]
             separator = "\n\n" if request.task == "markdown" else "\n"
             text = separator.join(" ".join(line.text for line in row) for row in rows)
         words = len(text.split())

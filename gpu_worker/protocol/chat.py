@@ -178,8 +178,8 @@ class Box(BaseModel):
     bbox: list[int] = Field(description="[x1, y1, x2, y2] in pixels of the original image.")
     text: str | None = Field(
         None,
-        description="The text recognised in this box (for `locate`, the text that was looked for); "
-        "None when the box holds no text (an image) or the engine cannot tell.",
+        description="The text recognised in this box; for `locate`, the text found there (RapidOCR: the "
+        "matching line; DeepSeek: the reference it names). None when the box holds no text (an image).",
     )
 
 

@@ -107,3 +107,16 @@ def test_text_on_a_long_strip_is_still_found_inside_the_original_page(rapid_engi
     assert result.error is None
     for box in result.boxes:
         assert 0 <= box.bbox[0] < box.bbox[2] <= 6000 and 0 <= box.bbox[1] < box.bbox[3] <= 60
+
+
+def test_each_box_carries_the_text_of_its_line(rapid_engine, document):
+    for task in ("ocr", "markdown"):
+        result = rapid_engine.run([request(document, task)])[0]
+        assert [box.text for box in result.boxes] == LINES
+        for box, line in zip(result.boxes, document.lines, strict=True):
+            assert overlap(box.bbox, line.bbox) > 0.8  # the text belongs to the box drawn around it
+
+
+def test_a_located_box_carries_the_line_it_found(rapid_engine, document):
+    result = rapid_engine.run([request(document, "locate", ref_text="total AMOUNT  due")])[0]
+    assert [(box.label, box.text) for box in result.boxes] == [("total AMOUNT  due", "Total amount due")]

@@ -145,7 +145,8 @@ def test_rapid_locate_that_matches_streams_its_box_text(rapid_worker, page):
     ))  # fmt: skip
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text.startswith("total amount: [")
-    assert len(chunks[-1].model_extra["ocr"]["boxes"]) == 1
+    (box,) = chunks[-1].model_extra["ocr"]["boxes"]
+    assert box["label"] == "total amount" and box["text"] == "Total amount due"  # the API's text per box
 
 
 # ---- scripted engines in-process: every way a job can end ------------------------------------------
