@@ -143,7 +143,8 @@ class LocalStack:
     def jobs_env(self) -> dict[str, str]:
         """Jobs on the same local endpoint: boto3 finds SQS and DynamoDB through AWS_ENDPOINT_URL."""
         return {"AWS_ENDPOINT_URL": self.urls["s3"], "JOBS_TABLE": "ocr-jobs", "ALLOW_HTTP_WEBHOOKS": "true",
-                "JOBS_QUEUE_URL": f"{self.urls['s3']}/123456789012/ocr-jobs"}  # moto's account id  # fmt: skip
+                "JOBS_QUEUE_URL": f"{self.urls['s3']}/123456789012/ocr-jobs",  # moto's account id
+                "JOBS_TOPIC_ARN": "arn:aws:sns:us-west-2:123456789012:ocr-jobs-events"}  # completion events  # fmt: skip
 
     def _services(self, base: dict[str, str], engine: str) -> dict[str, Service]:
         """Each service with its command line, environment and health URL, in start-up order."""
@@ -202,6 +203,9 @@ class LocalStack:
 
         create_resources(region="us-west-2", endpoint_url=self.urls["s3"], table="ocr-jobs", queue="ocr-jobs",
                          dlq="ocr-jobs-dlq", aws_access_key_id="local", aws_secret_access_key="local")  # fmt: skip
+        sns = boto3.client("sns", endpoint_url=self.urls["s3"], region_name="us-west-2",
+                           aws_access_key_id="local", aws_secret_access_key="local")  # fmt: skip
+        sns.create_topic(Name="ocr-jobs-events")  # JOBS_TOPIC_ARN: subscribe to it to see completion events
 
     def stop_service(self, name: str) -> None:
         """Stop one service (tests stop the worker to see the web app's error)."""
