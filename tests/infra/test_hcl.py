@@ -114,17 +114,60 @@ def test_imdsv2_and_encrypted_volumes(module):
 
 
 @pytest.mark.parametrize("module, policy", [("worker_fleet", "worker"), ("edge", "lambda")])
-def test_roles_cannot_list_or_delete_in_the_bucket(module, policy):
+def test_roles_cannot_list_objects_or_delete_in_the_bucket(module, policy):
     text = resources(module, "aws_iam_role_policy")[policy]["policy"]
+    # The one exception: the worker's /health probe is HeadBucket, which S3 authorises as s3:ListBucket.
+    probe = 'Action = ["s3:ListBucket"], Resource = var.bucket_arn}'
+    if module == "worker_fleet":
+        assert text.count(probe) == 1
+        text = text.replace(probe, "")
     assert "s3:List" not in text and "s3:Delete" not in text and '"s3:*"' not in text
 
 
 def test_every_method_needs_a_key_and_the_authorizer_has_ttl_0():
-    for method in resources("edge", "aws_api_gateway_method").values():
-        assert method["api_key_required"] is True and method["authorization"] == "CUSTOM"
+    methods = resources("edge", "aws_api_gateway_method")
+    assert set(methods) == {"any", "docs"}
+    assert methods["any"]["api_key_required"] is True and methods["any"]["authorization"] == "CUSTOM"
     authorizer = resources("edge", "aws_api_gateway_authorizer")["this"]
     assert authorizer["type"] == "REQUEST" and authorizer["authorizer_result_ttl_in_seconds"] == 0
     assert resources("edge", "aws_api_gateway_rest_api")["this"]["api_key_source"] == "AUTHORIZER"
+
+
+def edge_locals() -> dict[str, Any]:
+    """The edge module's locals."""
+    found: dict[str, Any] = {}
+    for block in parse(INFRA / "modules" / "edge").get("locals", []):
+        found.update(block)
+    return found
+
+
+def test_only_the_api_docs_are_public_and_exactly_the_paths_the_app_serves_them_on():
+    """GET without key or authorizer on /docs, /redoc, /openapi.json and the assets: what FastAPIOffline serves."""
+    from edge_api.app import build_app
+    from edge_api.settings import EdgeSettings
+
+    app = build_app(EdgeSettings())
+    served = {getattr(route, "path", "") for route in app.routes}
+    docs = resources("edge", "aws_api_gateway_method")["docs"]
+    assert (docs["http_method"], docs["authorization"], docs["api_key_required"]) == ("GET", "NONE", False)
+    pages, assets = edge_locals()["docs_pages"], edge_locals()["docs_assets_path"]
+    assert {"/" + page for page in pages} | {"/" + assets} == {app.docs_url or "/docs", "/redoc", app.openapi_url,
+                                                              "/static-offline-docs"}  # fmt: skip
+    assert {"/" + page for page in pages} <= served and "/" + assets in served  # the mount serves the assets
+    resource = resources("edge", "aws_api_gateway_resource")
+    assert resource["docs_assets"]["path_part"] == "{proxy+}"
+    integration = resources("edge", "aws_api_gateway_integration")["docs"]
+    assert (
+        integration["type"] == "AWS_PROXY" and integration["uri"] == "${aws_lambda_function.api.invoke_arn}"
+    )
+
+
+def test_a_change_to_any_route_redeploys_the_stage():
+    triggers = resources("edge", "aws_api_gateway_deployment")["this"]["triggers"]["redeployment"]
+    for kind, names in (("aws_api_gateway_resource", ("proxy", "docs", "docs_assets")),
+                        ("aws_api_gateway_method", ("any", "docs")), ("aws_api_gateway_integration", ("any", "docs"))):  # fmt: skip
+        for name in names:
+            assert f"{kind}.{name}," in triggers or f"{kind}.{name}]" in triggers, f"{kind}.{name}"
 
 
 def test_usage_plans_throttle_and_gateway_responses_have_the_openai_shape():

@@ -42,6 +42,7 @@ module "worker_fleet" {
   min_size                       = var.worker_min
   max_size                       = var.worker_max
   request_timeout_s              = module.timeouts.worker_request_timeout_s
+  worker_env                     = module.jobs.worker_env # JOBS_* into the env file the boot writes
   deletion_protection            = var.deletion_protection
   tags                           = local.tags
 }
@@ -66,6 +67,7 @@ module "edge" {
   lambda_timeout_s             = module.timeouts.lambda_timeout_s
   worker_timeout_s             = module.timeouts.edge_worker_timeout_s
   api_key_names                = var.api_key_names
+  edge_env                     = module.jobs.edge_env # JOBS_TABLE, JOBS_QUEUE_URL: /v1/jobs and /v1/usage
   tags                         = local.tags
 }
 
@@ -105,15 +107,15 @@ module "alarms" {
 }
 
 # Documents as jobs: queue + DLQ, job records, completion events, IAM for the edge and workers, and the
-# fleet scaling on the backlog. The edge's role has no output; its name follows the edge module's rule.
+# fleet scaling on the backlog. Its settings go into the edge's and the workers' environments above; its
+# policies onto their roles (no cycle: each side needs only the other's role name or resource names).
 module "jobs" {
   source           = "../../modules/jobs"
   name             = var.name
   bucket_arn       = module.results_bucket.arn
-  edge_role_name   = "${var.name}-edge"
+  edge_role_name   = module.edge.lambda_role_name
   worker_role_name = module.worker_fleet.instance_role_name
   worker_asg_name  = module.worker_fleet.asg_name
   alarm_actions    = [module.alarms.topic_arn]
   tags             = local.tags
-  depends_on       = [module.edge]
 }

@@ -31,6 +31,15 @@ locals {
     root  = aws_api_gateway_rest_api.this.root_resource_id
     proxy = aws_api_gateway_resource.proxy.id
   }
+  # The API docs are public, as when the app runs on its own: a browser sends no key. GET only, on exactly
+  # the paths fastapi-offline serves (the pages, the schema they load, their own JS/CSS); everything else,
+  # /health included, still needs a key and the authorizer.
+  docs_pages       = ["docs", "redoc", "openapi.json"]
+  docs_assets_path = "static-offline-docs"
+  public_methods = merge(
+    { for page in local.docs_pages : page => aws_api_gateway_resource.docs[page].id },
+    { (local.docs_assets_path) = aws_api_gateway_resource.docs_assets.id },
+  )
 }
 
 resource "aws_api_gateway_rest_api" "this" {
@@ -84,6 +93,42 @@ resource "aws_api_gateway_integration" "any" {
   timeout_milliseconds    = var.integration_timeout_ms
 }
 
+# ---- the public API docs -----------------------------------------------------------------------
+
+resource "aws_api_gateway_resource" "docs" {
+  for_each    = toset(concat(local.docs_pages, [local.docs_assets_path]))
+  rest_api_id = aws_api_gateway_rest_api.this.id
+  parent_id   = aws_api_gateway_rest_api.this.root_resource_id
+  path_part   = each.value
+}
+
+resource "aws_api_gateway_resource" "docs_assets" {
+  rest_api_id = aws_api_gateway_rest_api.this.id
+  parent_id   = aws_api_gateway_resource.docs[local.docs_assets_path].id
+  path_part   = "{proxy+}"
+}
+
+resource "aws_api_gateway_method" "docs" {
+  #checkov:skip=CKV_AWS_59:the API docs (GET /docs, /redoc, /openapi.json and their assets) are public on purpose, as the app serves them; every other route needs a key
+  for_each         = local.public_methods
+  rest_api_id      = aws_api_gateway_rest_api.this.id
+  resource_id      = each.value
+  http_method      = "GET"
+  authorization    = "NONE"
+  api_key_required = false
+}
+
+resource "aws_api_gateway_integration" "docs" {
+  for_each                = local.public_methods
+  rest_api_id             = aws_api_gateway_rest_api.this.id
+  resource_id             = each.value
+  http_method             = aws_api_gateway_method.docs[each.key].http_method
+  type                    = "AWS_PROXY"
+  integration_http_method = "POST"
+  uri                     = aws_lambda_function.api.invoke_arn
+  timeout_milliseconds    = var.integration_timeout_ms
+}
+
 resource "aws_api_gateway_gateway_response" "openai" {
   for_each      = local.gateway_errors
   rest_api_id   = aws_api_gateway_rest_api.this.id
@@ -131,6 +176,10 @@ resource "aws_api_gateway_deployment" "this" {
       aws_api_gateway_authorizer.this,
       aws_api_gateway_method.any,
       aws_api_gateway_integration.any,
+      aws_api_gateway_resource.docs,
+      aws_api_gateway_resource.docs_assets,
+      aws_api_gateway_method.docs,
+      aws_api_gateway_integration.docs,
       aws_api_gateway_gateway_response.openai,
     ]))
   }
@@ -182,6 +231,22 @@ resource "aws_api_gateway_method_settings" "all" {
     throttling_rate_limit  = var.client_throttle.rate_limit * 10
     throttling_burst_limit = var.client_throttle.burst_limit * 10
   }
+}
+
+# The public docs get their own, lower throttle: no key means no usage plan to bound them.
+resource "aws_api_gateway_method_settings" "docs" {
+  for_each    = local.public_methods
+  rest_api_id = aws_api_gateway_rest_api.this.id
+  stage_name  = aws_api_gateway_stage.this.stage_name
+  method_path = "${each.key == local.docs_assets_path ? "${local.docs_assets_path}/{proxy+}" : each.key}/GET"
+  settings {
+    metrics_enabled        = true
+    logging_level          = "ERROR"
+    data_trace_enabled     = false
+    throttling_rate_limit  = var.docs_throttle.rate_limit
+    throttling_burst_limit = var.docs_throttle.burst_limit
+  }
+  depends_on = [aws_api_gateway_method_settings.all]
 }
 
 # API Gateway writes access logs through one role per account and region.

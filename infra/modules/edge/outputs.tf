@@ -62,3 +62,31 @@ output "max_body_bytes" {
   description = "The edge's MAX_BODY_BYTES: Lambda's payload limit less the event envelope."
   value       = local.max_body_bytes
 }
+
+output "lambda_role_name" {
+  description = "Name of the API Lambda's IAM role (the jobs module attaches its edge policy to it)."
+  value       = aws_iam_role.lambda.name
+}
+
+output "lambda_policy" {
+  description = "The API Lambda role's own inline policy (JSON); the jobs module adds its own next to it."
+  value       = aws_iam_role_policy.lambda.policy
+}
+
+output "api_environment" {
+  description = "The API Lambda's environment as set on the function, less the shared secret (tests read it)."
+  value       = nonsensitive({ for k, v in aws_lambda_function.api.environment[0].variables : k => v if k != "WORKER_SHARED_SECRET" })
+}
+
+output "public_routes" {
+  description = "The routes that need no key (the API docs): path => { method, authorization, api_key_required }."
+  value = {
+    for key, method in aws_api_gateway_method.docs : (key == local.docs_assets_path ? "/${local.docs_assets_path}/{proxy+}" : "/${key}") => {
+      method           = method.http_method
+      authorization    = method.authorization
+      api_key_required = method.api_key_required
+      integration      = aws_api_gateway_integration.docs[key].type
+      lambda           = aws_api_gateway_integration.docs[key].uri == aws_lambda_function.api.invoke_arn
+    }
+  }
+}

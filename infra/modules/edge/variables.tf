@@ -155,9 +155,18 @@ variable "web_throttle" {
   default     = { rate_limit = 1, burst_limit = 2, quota_limit = 2000, quota_period = "DAY" }
 }
 
+variable "docs_throttle" {
+  type = object({
+    rate_limit  = number
+    burst_limit = number
+  })
+  description = "Throttle of each public docs method (GET /docs, /redoc, /openapi.json, /static-offline-docs/*): they need no key, so no usage plan bounds them. One page load is about five requests."
+  default     = { rate_limit = 5, burst_limit = 20 }
+}
+
 variable "edge_env" {
   type        = map(string)
-  description = "Extra edge settings (UPLOAD_MAX_BYTES, UPLOAD_URL_TTL_S, ...)."
+  description = "Extra edge settings (JOBS_TABLE and JOBS_QUEUE_URL from the jobs module, UPLOAD_MAX_BYTES, ...)."
   default     = {}
 }
 

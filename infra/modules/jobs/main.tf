@@ -1,5 +1,8 @@
 locals {
   tags = merge(var.tags, { component = "jobs" })
+  # Fixed by the code: gpu_worker/protocol/jobs.py (job_prefix) and job_table.py (OWNER_INDEX).
+  jobs_prefix = "jobs/"
+  owner_index = "by_owner"
 }
 
 # ---- queue + DLQ --------------------------------------------------------------------------------
@@ -60,7 +63,7 @@ resource "aws_dynamodb_table" "this" {
 
   # GET /v1/jobs lists one key's jobs, newest first.
   global_secondary_index {
-    name            = "by_owner"
+    name            = local.owner_index
     hash_key        = "owner"
     range_key       = "created_id"
     projection_type = "ALL"

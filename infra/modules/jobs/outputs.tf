@@ -8,6 +8,16 @@ output "queue_arn" {
   value       = aws_sqs_queue.this.arn
 }
 
+output "dlq_arn" {
+  description = "ARN of the dead-letter queue."
+  value       = aws_sqs_queue.dlq.arn
+}
+
+output "table_arn" {
+  description = "ARN of the job records table."
+  value       = aws_dynamodb_table.this.arn
+}
+
 output "dlq_url" {
   description = "URL of the dead-letter queue (pages that failed every attempt)."
   value       = aws_sqs_queue.dlq.id
@@ -29,11 +39,12 @@ output "edge_env" {
 }
 
 output "worker_env" {
-  description = "Environment the workers need to consume jobs (JOBS_MAX_RECEIVE matches the redrive policy)."
+  description = "Environment the workers need to consume jobs and drain the DLQ (JOBS_MAX_RECEIVE matches the redrive policy)."
   value = {
     JOBS_TABLE        = aws_dynamodb_table.this.name
     JOBS_QUEUE_URL    = aws_sqs_queue.this.id
     JOBS_TOPIC_ARN    = aws_sns_topic.completions.arn
+    JOBS_DLQ_URL      = aws_sqs_queue.dlq.id
     JOBS_MAX_RECEIVE  = tostring(var.max_receive_count)
     JOBS_VISIBILITY_S = tostring(var.visibility_timeout_s)
   }

@@ -8,6 +8,12 @@ variable "bucket_arn" {
   description = "ARN of the results bucket; workers read and write jobs/* there."
 }
 
+variable "upload_prefix" {
+  type        = string
+  description = "Key prefix of uploads in the results bucket (the edge checks a job's upload there)."
+  default     = "uploads/"
+}
+
 variable "edge_role_name" {
   type        = string
   description = "Name of the edge Lambda's IAM role (gets: write job records, send the split message)."

@@ -8,7 +8,9 @@ resource "aws_iam_role" "worker" {
 }
 
 # Least privilege: read and write results, read uploads and this release's artifacts, read the one
-# shared-secret parameter; no list, no delete, nothing else in the bucket or in SSM.
+# shared-secret parameter; no delete, nothing else in the bucket or in SSM. s3:ListBucket on the bucket is
+# what S3 checks for HeadBucket, /health's S3 probe (gpu_worker/storage.py): without it every probe is a
+# 403, the worker reports S3 down, refuses s3:// images with 503 and spools every result.
 resource "aws_iam_role_policy" "worker" {
   name = "worker"
   role = aws_iam_role.worker.id
@@ -20,6 +22,12 @@ resource "aws_iam_role_policy" "worker" {
         Effect   = "Allow"
         Action   = ["s3:GetObject", "s3:PutObject"]
         Resource = "${var.bucket_arn}/${var.results_prefix}*"
+      },
+      {
+        Sid      = "ProbeBucket"
+        Effect   = "Allow"
+        Action   = ["s3:ListBucket"]
+        Resource = var.bucket_arn
       },
       {
         Sid      = "Uploads"

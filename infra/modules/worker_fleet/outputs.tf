@@ -50,11 +50,16 @@ output "shared_secret_parameter_name" {
 }
 
 output "user_data" {
-  description = "The rendered boot script of the workers (tests read it; holds no secret)."
+  description = "The rendered boot script of the workers, environment file included (tests read it; holds no secret)."
   value       = local.user_data
 }
 
 output "request_timeout_s" {
   description = "The workers' REQUEST_TIMEOUT_S as written into their environment file."
   value       = tonumber(local.worker_env["REQUEST_TIMEOUT_S"])
+}
+
+output "instance_policy" {
+  description = "The instance role's own inline policy (JSON); the jobs module adds its own next to it."
+  value       = aws_iam_role_policy.worker.policy
 }

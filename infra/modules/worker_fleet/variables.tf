@@ -142,7 +142,7 @@ variable "endpoint_security_group_id" {
 
 variable "worker_env" {
   type        = map(string)
-  description = "Extra worker settings (MAX_BATCH_SIZE, MAX_QUEUE, ...)."
+  description = "Extra worker settings written into the environment file (the jobs module's JOBS_*, MAX_BATCH_SIZE, ...)."
   default     = {}
 }
 

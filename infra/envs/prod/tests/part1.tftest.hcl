@@ -218,16 +218,20 @@ run "worker_fleet_is_internal_locked_down_and_least_privileged" {
   assert {
     condition = alltrue(flatten([
       for st in jsondecode(aws_iam_role_policy.worker.policy).Statement : [
-        for action in flatten([st.Action]) : !can(regex("^s3:(List|Delete)", action)) && action != "s3:*" && action != "*"
+        for action in flatten([st.Action]) : (!can(regex("^s3:(List|Delete)", action)) || (action == "s3:ListBucket" && st.Resource == "arn:aws:s3:::test-ocr-results")) && action != "s3:*" && action != "*"
       ]
     ]))
-    error_message = "the instance role can neither list nor delete in the bucket"
+    error_message = "the instance role cannot delete in the bucket, and lists only for HeadBucket (the bucket itself)"
+  }
+  assert {
+    condition     = anytrue([for st in jsondecode(aws_iam_role_policy.worker.policy).Statement : st.Effect == "Allow" && st.Action == ["s3:ListBucket"] && st.Resource == "arn:aws:s3:::test-ocr-results"])
+    error_message = "the worker's /health S3 probe is HeadBucket, which S3 allows only with s3:ListBucket: without it S3 always looks down"
   }
   assert {
     condition = toset(flatten([
       for st in jsondecode(aws_iam_role_policy.worker.policy).Statement : [for r in flatten([st.Resource]) : r if startswith(r, "arn:aws:s3")]
-    ])) == toset(["arn:aws:s3:::test-ocr-results/results/*", "arn:aws:s3:::test-ocr-results/uploads/*", "arn:aws:s3:::test-ocr-results/artifacts/2026-11-29-r1/*"])
-    error_message = "S3 access only under results/, uploads/ and this release's artifacts"
+    ])) == toset(["arn:aws:s3:::test-ocr-results", "arn:aws:s3:::test-ocr-results/results/*", "arn:aws:s3:::test-ocr-results/uploads/*", "arn:aws:s3:::test-ocr-results/artifacts/2026-11-29-r1/*"])
+    error_message = "S3 objects only under results/, uploads/ and this release's artifacts (the bucket itself: HeadBucket)"
   }
   assert {
     condition = [for st in jsondecode(aws_iam_role_policy.worker.policy).Statement : st.Resource if contains(flatten([st.Action]), "ssm:GetParameter")] == [aws_ssm_parameter.shared_secret.arn] && alltrue([

@@ -36,7 +36,7 @@ run "every_method_needs_a_key_through_the_request_authorizer" {
   }
   assert {
     condition     = length(aws_api_gateway_method.any) == 2 && alltrue([for m in aws_api_gateway_method.any : m.api_key_required && m.authorization == "CUSTOM" && m.authorizer_id == aws_api_gateway_authorizer.this.id])
-    error_message = "every method requires an API key and our authorizer"
+    error_message = "every method requires an API key and our authorizer (the public docs below aside)"
   }
   assert {
     condition     = aws_api_gateway_rest_api.this.api_key_source == "AUTHORIZER"
@@ -53,6 +53,34 @@ run "every_method_needs_a_key_through_the_request_authorizer" {
   assert {
     condition     = alltrue([for i in aws_api_gateway_integration.any : i.type == "AWS_PROXY" && i.timeout_milliseconds == 29000])
     error_message = "proxy integrations to the Lambda with the budget's integration timeout"
+  }
+}
+
+# A browser opening /prod/docs sends no key: the docs' own GETs pass without one, exactly those.
+run "the_api_docs_are_public_and_only_they_are" {
+  command = apply
+  module {
+    source = "../../modules/edge"
+  }
+  assert {
+    condition     = keys(output.public_routes) == ["/docs", "/openapi.json", "/redoc", "/static-offline-docs/{proxy+}"]
+    error_message = "exactly the docs pages, the schema they load and their assets are public"
+  }
+  assert {
+    condition     = alltrue([for r in values(output.public_routes) : r.method == "GET" && r.authorization == "NONE" && !r.api_key_required && r.integration == "AWS_PROXY" && r.lambda])
+    error_message = "public means GET only, no authorizer, no key, and the same Lambda proxy integration"
+  }
+  assert {
+    condition     = alltrue([for k, r in aws_api_gateway_resource.docs : r.parent_id == aws_api_gateway_rest_api.this.root_resource_id && r.path_part == k]) && aws_api_gateway_resource.docs_assets.parent_id == aws_api_gateway_resource.docs["static-offline-docs"].id && aws_api_gateway_resource.docs_assets.path_part == "{proxy+}"
+    error_message = "the routes sit at the stage root, as the app serves them (/prod/docs, /prod/static-offline-docs/...)"
+  }
+  assert {
+    condition     = alltrue([for i in aws_api_gateway_integration.docs : i.timeout_milliseconds == 29000 && i.integration_http_method == "POST"])
+    error_message = "the docs' integrations keep the budget's timeout"
+  }
+  assert {
+    condition     = aws_api_gateway_method_settings.docs["static-offline-docs"].method_path == "static-offline-docs/{proxy+}/GET" && aws_api_gateway_method_settings.docs["docs"].method_path == "docs/GET" && alltrue([for m in aws_api_gateway_method_settings.docs : m.settings[0].throttling_rate_limit == 5 && !m.settings[0].data_trace_enabled])
+    error_message = "no usage plan bounds the public methods: each has its own low throttle"
   }
 }
 
