@@ -59,6 +59,13 @@ variable "interface_endpoints" {
   type        = list(string)
   description = "AWS services the private subnets reach through interface endpoints (about $7.30 a month each per AZ)."
   default     = ["ssm", "ssmmessages", "ec2messages", "ec2", "logs", "monitoring", "sqs", "sns"]
+
+  # Without a NAT these are the only way out: the boot reads its secret from SSM, the edge and the
+  # workers use SQS, the workers publish to SNS. Dropping one would leave a fleet that never works.
+  validation {
+    condition     = var.enable_nat || alltrue([for service in ["ssm", "sqs", "sns"] : contains(var.interface_endpoints, service)])
+    error_message = "With enable_nat = false, interface_endpoints must include ssm (the boot's secret), sqs and sns (jobs)."
+  }
 }
 
 variable "worker_instance_type" {

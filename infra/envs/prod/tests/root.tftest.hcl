@@ -65,3 +65,19 @@ run "the_web_app_without_its_ami_is_refused" {
   }
   expect_failures = [var.web_ami_id, var.web_domain_name, var.web_certificate_arn, var.cognito_domain_prefix]
 }
+
+run "a_private_network_without_the_jobs_endpoints_is_refused" {
+  command = plan
+  variables {
+    interface_endpoints = ["ssm", "logs", "monitoring"]
+  }
+  expect_failures = [var.interface_endpoints]
+}
+
+run "with_the_nat_fewer_endpoints_are_fine" {
+  command = plan
+  variables {
+    enable_nat          = true
+    interface_endpoints = ["ssm"]
+  }
+}
