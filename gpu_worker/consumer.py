@@ -160,15 +160,18 @@ class JobConsumer:
                 log.warning("dropping a message that is not a job message")
                 done = True
             elif parsed["type"] == "split":
-                done = await self._call(self.split, parsed["job_id"], attempt)
+                # Rendering a long document can outlast the visibility timeout too.
+                done = await self._heartbeat(receipt, self._call(self.split, parsed["job_id"], attempt))
             else:
                 done = await self._heartbeat(receipt, self.page(parsed["job_id"], parsed["page"], attempt))
         except Exception:  # S3, DynamoDB or the engine failed: leave the message, SQS redelivers it
             log.exception("job message failed (attempt %d)", attempt)
             done = False
         if done:
-            with contextlib.suppress(Exception):
-                await self._call(self.sqs.delete_message, QueueUrl=self.queue_url, ReceiptHandle=receipt)
+            with contextlib.suppress(
+                Exception
+            ):  # a delete lost to an outage only means a harmless redelivery
+                await self._patient(self.sqs.delete_message, QueueUrl=self.queue_url, ReceiptHandle=receipt)
         else:
             with contextlib.suppress(Exception):  # retry soon rather than after the whole visibility timeout
                 await self._call(self.sqs.change_message_visibility, QueueUrl=self.queue_url,
