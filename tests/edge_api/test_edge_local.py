@@ -142,7 +142,12 @@ def test_results_by_id_for_the_same_key_only(edge_server, edge_keys, page):
         model="deepseek-ocr", messages=image_message(data_url(page)), extra_body={"task": "markdown"}
     )
     url = f"{edge_server.url}/v1/results/{reply.id}"
+    # The worker stores the result just after answering: 404 ("still running") for a moment, then 200.
+    deadline = time.monotonic() + 15
     mine = httpx.get(url, headers={"x-api-key": edge_keys[0]})
+    while mine.status_code == 404 and time.monotonic() < deadline:
+        time.sleep(0.1)
+        mine = httpx.get(url, headers={"x-api-key": edge_keys[0]})
     assert mine.status_code == 200
     assert mine.json()["choices"][0]["message"]["content"] == reply.choices[0].message.content
     assert httpx.get(mine.json()["ocr"]["annotated_image"]["url"]).content.startswith(b"\x89PNG")

@@ -131,7 +131,10 @@ def test_requests_arriving_while_the_engine_is_busy_share_the_next_batch(serve):
         time.sleep(0.01)
     for thread in threads[1:]:
         thread.start()
-    time.sleep(0.5)
+    loop = server.server.config.app.state.service.loop
+    deadline = time.monotonic() + 10  # wait until all four wait in the queue, however slow the machine
+    while loop.depth < 4 and time.monotonic() < deadline:
+        time.sleep(0.01)
     gate.set()
     for thread in threads:
         thread.join()
