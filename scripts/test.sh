@@ -2,17 +2,22 @@
 # Set up and run every check: ruff, mypy, then the whole pytest suite (exit code 5, no tests, fails).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
-# The browser tier drives Debian's Chromium (never a browser download).
-if ! command -v chromium >/dev/null 2>&1; then
+# Debian packages the tests need: venv for .venv and checkov's venv, npm for the web app's bun, and the
+# browser tier's Chromium (never a browser download). Installed when missing and run as root.
+missing=()
+python3 -c "import ensurepip, venv" 2>/dev/null || missing+=(python3-venv)
+command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
-    echo "== installing chromium"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    echo "== installing ${missing[*]}"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   else
-    echo "chromium is missing: sudo apt-get install chromium" >&2
+    echo "missing: sudo apt-get install ${missing[*]}" >&2
     exit 1
   fi
 fi
+bash scripts/setup.sh
 export PYTHONDONTWRITEBYTECODE=1
 echo "== ruff"
 .venv/bin/ruff check .

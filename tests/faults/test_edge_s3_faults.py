@@ -105,7 +105,7 @@ def test_uploads_never_wait_on_s3_even_with_lookups_hanging(local_s3, proxy):
                            headers=HEADERS, timeout=30)  # fmt: skip
         elapsed = time.monotonic() - started
         assert grant.status_code == 200, grant.text
-        assert elapsed < 2, f"POST /v1/uploads waited {elapsed:.1f} s while S3 hung"
+        assert elapsed < 2.5, f"POST /v1/uploads waited {elapsed:.1f} s while S3 hung"
         proxy.resume()
         grant = grant.json()
         posted = httpx.post(
