@@ -13,10 +13,11 @@ locals {
     Statement = [
       {
         # put: create_job, claim_idempotency_key; update: add_usage, complete/cancel; get: get_job;
-        # query: pages and usage on the table, list_jobs on the by_owner index.
+        # query: pages and usage on the table, list_jobs on the by_owner index;
+        # delete: release_idempotency_key (a job that could not be queued frees its key for a retry).
         Sid      = "JobRecords"
         Effect   = "Allow"
-        Action   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"]
+        Action   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query", "dynamodb:DeleteItem"]
         Resource = local.table_arns
       },
       { Sid = "SplitMessages", Effect = "Allow", Action = ["sqs:SendMessage"], Resource = [aws_sqs_queue.this.arn] },

@@ -86,6 +86,7 @@ run "every_call_the_code_makes_is_allowed" {
         ["dynamodb:UpdateItem", module.jobs.table_arn],                                        # add_usage, complete, cancel
         ["dynamodb:Query", module.jobs.table_arn],                                             # pages, usage
         ["dynamodb:Query", "${module.jobs.table_arn}/index/by_owner"],                         # list_jobs
+        ["dynamodb:DeleteItem", module.jobs.table_arn],                                        # release_idempotency_key
         ["sqs:SendMessage", module.jobs.queue_arn],                                            # the split message
         ["s3:GetObject", "${module.results_bucket.arn}/uploads/key-0123/doc.pdf"],             # HeadObject in check_file
         ["s3:GetObject", "${module.results_bucket.arn}/jobs/job-1/result.md"],                 # signed links to a job's files
