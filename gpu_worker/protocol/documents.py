@@ -37,8 +37,11 @@ def parse_page_selection(spec: str | None, *, max_pages: int) -> list[int] | Non
                 param="pages",
                 code="invalid_pages",
             )
-        if last - first + 1 + len(chosen) > max_pages:
-            raise too_many_pages(last - first + 1 + len(chosen), max_pages)
+        # Distinct pages against the limit: overlapping ranges ("1-300,1-300") read each page once. The new
+        # pages are counted without building a range past the limit (a "1-999999" stays cheap).
+        new = last - first + 1 - sum(1 for page in chosen if first <= page <= last)
+        if len(chosen) + new > max_pages:
+            raise too_many_pages(len(chosen) + new, max_pages)
         chosen.update(range(first, last + 1))
     return sorted(chosen)
 

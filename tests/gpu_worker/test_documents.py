@@ -184,6 +184,20 @@ def test_page_selection_over_the_limit_is_413_without_expanding_it():
     assert info.value.code == "too_many_pages"
 
 
+@pytest.mark.parametrize("spec", ["1-300,1-300", "1-500,1-500", "1-300,200-500", "7,1-500,3"])
+def test_overlapping_ranges_count_distinct_pages_against_the_limit(spec):
+    assert parse_page_selection(spec, max_pages=500) == sorted(
+        set(parse_page_selection(spec, max_pages=10_000))
+    )
+    assert len(parse_page_selection(spec, max_pages=500)) <= 500
+
+
+def test_distinct_pages_over_the_limit_are_still_413():
+    with pytest.raises(PayloadTooLarge) as info:
+        parse_page_selection("1-300,1-300,301-501", max_pages=500)
+    assert info.value.code == "too_many_pages" and "501 pages" in info.value.message
+
+
 def test_selected_page_past_the_end_is_400():
     with pytest.raises(InvalidRequest) as info:
         resolve_pages([1, 9], total=3)
