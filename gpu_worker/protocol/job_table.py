@@ -43,6 +43,16 @@ def today(now: float | None = None) -> str:
     return dt.datetime.fromtimestamp(now if now is not None else time.time(), dt.UTC).strftime("%Y-%m-%d")
 
 
+def created_id(moment: float, job_id: str) -> str:
+    """The by_owner sort key: milliseconds, zero-padded to 15 digits, then the id (newest first to the ms).
+
+    Whole seconds left jobs made in the same second in random (uuid) order. Records written before this keep
+    their 12-digit seconds: those are the first 12 digits of the 15-digit milliseconds, and `#` sorts before
+    any digit, so old and new keys still sort by time together.
+    """
+    return f"{int(moment * 1000):015d}#{job_id}"
+
+
 def _conditional_failed(exc: ClientError) -> bool:
     """A condition said no (the item is not in the state we require): an answer, not a fault."""
     code = exc.response.get("Error", {}).get("Code")
@@ -72,9 +82,10 @@ class JobTable:
         self, job_id: str, owner: str, body: JobCreate, webhook_secret: str | None
     ) -> dict[str, Any]:
         """Write a new job record (queued) and count it in the key's usage."""
-        now = int(time.time())
+        moment = time.time()
+        now = int(moment)
         item = {
-            "pk": f"job#{job_id}", "sk": "job", "id": job_id, "owner": owner, "created_id": f"{now:012d}#{job_id}",
+            "pk": f"job#{job_id}", "sk": "job", "id": job_id, "owner": owner, "created_id": created_id(moment, job_id),
             "status": "queued", "task": body.task or "markdown", "mode": body.mode or "gundam", "file": body.file,
             "ref_text": body.ref_text, "pages_spec": body.pages, "webhook_url": body.webhook_url,
             "webhook_secret": webhook_secret, "pages_done": 0, "pages_failed": 0, "created": now, "updated": now,

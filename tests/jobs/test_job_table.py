@@ -56,3 +56,34 @@ def test_another_owner_sees_nothing_and_cannot_cancel(jobs_aws):
     with pytest.raises(NotFound):
         table.cancel(job["id"], "key-intruder")
     assert table.cancel(job["id"], "key-owner-2")["status"] == "cancelled"
+
+
+def test_jobs_made_in_the_same_second_list_newest_first(jobs_aws, monkeypatch):
+    import gpu_worker.protocol.job_table as job_table
+
+    owner, base = f"key-same-second-{uuid.uuid4().hex[:6]}", 1_800_000_000.0
+    # Ids falling as time rises: a whole-seconds sort key would list these oldest first, every run.
+    ids = [f"job-{digit * 32}" for digit in "fedcb"]
+    for n, job_id in enumerate(ids):
+        monkeypatch.setattr(job_table.time, "time", lambda n=n: base + 0.1 + n * 0.05)
+        jobs_aws.table.create_job(job_id, owner, JobCreate(file=f"s3://b/uploads/{owner}/x"), None)
+    monkeypatch.undo()
+    items, more = jobs_aws.table.list_jobs(owner, 10, None)
+    assert [item["id"] for item in items] == ids[::-1] and not more
+    # Paging from the middle keeps the order.
+    rest, _ = jobs_aws.table.list_jobs(owner, 10, ids[2])
+    assert [item["id"] for item in rest] == ids[:2][::-1]
+
+
+def test_records_with_the_old_seconds_key_still_sort_by_time_among_new_ones(jobs_aws):
+    from gpu_worker.protocol.job_table import created_id
+
+    owner = f"key-old-ids-{uuid.uuid4().hex[:6]}"
+    old_id, new_id, newer_id = (f"job-{uuid.uuid4().hex}" for _ in range(3))
+    jobs_aws.table.table.put_item(Item={"pk": f"job#{old_id}", "sk": "job", "id": old_id, "owner": owner,
+                                        "created_id": f"{1_800_000_001:012d}#{old_id}"})  # fmt: skip
+    for job_id, moment in ((new_id, 1_800_000_000.999), (newer_id, 1_800_000_001.001)):
+        jobs_aws.table.table.put_item(Item={"pk": f"job#{job_id}", "sk": "job", "id": job_id, "owner": owner,
+                                            "created_id": created_id(moment, job_id)})  # fmt: skip
+    items, _ = jobs_aws.table.list_jobs(owner, 10, None)
+    assert [item["id"] for item in items] == [newer_id, old_id, new_id]
