@@ -31,7 +31,7 @@ from PIL import Image
 from gpu_worker.annotate import annotate_png
 from gpu_worker.documents import looks_like_pdf, open_pdf
 from gpu_worker.intake import decode_image
-from gpu_worker.job_output import fail_job, maybe_finish
+from gpu_worker.job_output import Notifier, fail_job, maybe_finish
 from gpu_worker.protocol import (
     ACTIVE,
     S3Image,
@@ -82,6 +82,9 @@ class JobConsumer:
         # Its own threads: a long poll or a slow S3 call never holds up the routes' pools.
         self.pool = ThreadPoolExecutor(max_workers=4 + settings.max_batch_size, thread_name_prefix="jobs")
         self.inflight: set[asyncio.Task[None]] = set()
+        # Completion events (SNS, webhook) on their own pool: a slow receiver never holds a page slot.
+        self.notify = Notifier(settings.jobs_topic_arn, settings.aws_region,
+                               allow_loopback=settings.allow_loopback_webhooks)  # fmt: skip
         self.dlq_url = settings.jobs_dlq_url
         self._task: asyncio.Task[None] | None = None
         self._dlq_task: asyncio.Task[None] | None = None
@@ -103,6 +106,7 @@ class JobConsumer:
         if self.inflight:
             await asyncio.wait(self.inflight, timeout=timeout)
         self.pool.shutdown(wait=False, cancel_futures=True)
+        self.notify.shutdown()
 
     async def _call(self, function: Any, *args: Any, **kwargs: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self.pool, lambda: function(*args, **kwargs))
@@ -208,7 +212,7 @@ class JobConsumer:
             selection = parse_page_selection(job.get("pages_spec"), max_pages=settings.max_job_pages)
             numbers = self._render_pages(job_id, data, selection)
         except ServiceError as exc:  # the document itself is the problem: the job fails with the reason
-            fail_job(self.table, job, exc.message, settings.jobs_topic_arn, settings.aws_region)
+            fail_job(self.table, job, exc.message, self.notify)
             return True
         self.table.set_pages_total(job_id, numbers)
         for start in range(0, len(numbers), 10):
@@ -280,10 +284,7 @@ class JobConsumer:
         return True
 
     async def _finish(self, job_id: str) -> None:
-        settings = self.settings
-        await self._patient(
-            maybe_finish, self.table, self.store, job_id, settings.jobs_topic_arn, settings.aws_region
-        )
+        await self._patient(maybe_finish, self.table, self.store, job_id, self.notify)
 
     # ---- the DLQ: pages whose messages gave up uncounted ----------------------------------------
 
@@ -336,12 +337,11 @@ class JobConsumer:
             f"gave up after {settings.jobs_max_receive} attempt(s); its message reached the dead-letter queue"
         )
         if parsed["type"] == "split":
-            fail_job(self.table, job, f"The document could not be split into pages: {why}.",
-                     settings.jobs_topic_arn, settings.aws_region)  # fmt: skip
+            fail_job(self.table, job, f"The document could not be split into pages: {why}.", self.notify)
             return
         # Conditional, like every count: a page already counted (succeeded or failed) stays as it is.
         self.table.finish_page(job, parsed["page"], error=f"The page {why}.")
-        maybe_finish(self.table, self.store, job_id, settings.jobs_topic_arn, settings.aws_region)
+        maybe_finish(self.table, self.store, job_id, self.notify)
 
     def _read(self, key: str) -> bytes:
         body: bytes = self.store.client.get_object(Bucket=self.store.bucket, Key=key)["Body"].read()

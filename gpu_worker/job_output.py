@@ -8,11 +8,16 @@ update wins sends the events.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
+import ipaddress
 import json
 import logging
+import socket
 import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import boto3
@@ -31,7 +36,11 @@ from gpu_worker.storage import ResultStore
 
 log = logging.getLogger(__name__)
 WEBHOOK_ATTEMPTS = 4
-WEBHOOK_TIMEOUT_S = 5.0
+WEBHOOK_DEADLINE_S = 10.0  # one attempt, connect to status line, wall clock
+WEBHOOK_BACKOFF_S = 1.0  # then 2, 4 s
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+Resolver = Callable[..., list[Any]]
+Notify = Callable[[dict[str, Any]], Any]
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
@@ -79,9 +88,7 @@ def assemble(table: JobTable, store: ResultStore, job: dict[str, Any]) -> dict[s
     return keys
 
 
-def maybe_finish(
-    table: JobTable, store: ResultStore, job_id: str, topic_arn: str | None, region: str
-) -> bool:
+def maybe_finish(table: JobTable, store: ResultStore, job_id: str, notify_later: Notify) -> bool:
     """Finish the job if every page is counted; True when this call set the final status (and notified)."""
     job = table.get_job(job_id)
     if job is None or job["status"] not in ACTIVE or job.get("pages_total") is None:
@@ -94,14 +101,14 @@ def maybe_finish(
     error = f"{failed} of {total} page(s) failed." if failed else None
     if not table.complete(job_id, status, keys, error):
         return False
-    notify(table.get_job(job_id) or job, topic_arn, region)
+    notify_later(table.get_job(job_id) or job)  # after the status is written, off this thread
     return True
 
 
-def fail_job(table: JobTable, job: dict[str, Any], error: str, topic_arn: str | None, region: str) -> None:
+def fail_job(table: JobTable, job: dict[str, Any], error: str, notify_later: Notify) -> None:
     """End a job that cannot be read at all (encrypted, corrupt, too long...) with its reason."""
     if table.complete(job["id"], "failed", None, error):
-        notify(table.get_job(job["id"]) or job, topic_arn, region)
+        notify_later(table.get_job(job["id"]) or job)
 
 
 def event(job: dict[str, Any]) -> dict[str, Any]:
@@ -110,7 +117,23 @@ def event(job: dict[str, Any]) -> dict[str, Any]:
     return {"type": "ocr.job.finished", "job": {k: job.get(k) for k in fields}}
 
 
-def notify(job: dict[str, Any], topic_arn: str | None, region: str) -> None:
+class Notifier:
+    """Sends completion events on its own small pool, so a slow webhook never holds a page's slot."""
+
+    def __init__(self, topic_arn: str | None, region: str, *, allow_loopback: bool = False, workers: int = 2):
+        self.topic_arn, self.region, self.allow_loopback = topic_arn, region, allow_loopback
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="notify")
+
+    def __call__(self, job: dict[str, Any]) -> Future[None]:
+        """Queue the job's events; returns at once (the job's final status is already written)."""
+        return self.pool.submit(notify, job, self.topic_arn, self.region, allow_loopback=self.allow_loopback)
+
+    def shutdown(self) -> None:
+        """Stop taking events; those queued still run (the process may exit before they end)."""
+        self.pool.shutdown(wait=False)
+
+
+def notify(job: dict[str, Any], topic_arn: str | None, region: str, *, allow_loopback: bool = False) -> None:
     """Publish the completion event and call the webhook; failures are logged, never raised."""
     body = json.dumps(event(job), separators=(",", ":")).encode()
     if topic_arn:
@@ -121,23 +144,95 @@ def notify(job: dict[str, Any], topic_arn: str | None, region: str) -> None:
         except Exception as exc:  # an event lost is logged; the job's state is already final
             log.warning("SNS publish for %s failed: %s", job["id"], exc)
     if job.get("webhook_url") and job.get("webhook_secret"):
-        call_webhook(job["webhook_url"], job["webhook_secret"], body)
+        try:
+            call_webhook(job["webhook_url"], job["webhook_secret"], body, attempts=WEBHOOK_ATTEMPTS,
+                         allow_loopback=allow_loopback, deadline_s=WEBHOOK_DEADLINE_S, backoff_s=WEBHOOK_BACKOFF_S)  # fmt: skip
+        except (
+            Exception
+        ):  # never raised into the pool: logged with the job, not the URL (it may carry tokens)
+            log.exception("webhook for %s failed", job["id"])
 
 
-def call_webhook(url: str, secret: str, body: bytes, *, attempts: int = WEBHOOK_ATTEMPTS) -> bool:
-    """POST the signed event; retried with backoff (1, 2, 4 s) on errors and non-2xx answers."""
+class WebhookRefused(Exception):
+    """The webhook's host is not a public address (or cannot be resolved)."""
+
+
+def address_allowed(address: IPAddress, *, allow_loopback: bool = False) -> bool:
+    """A public unicast address; loopback only when a local test setting allows it."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped  # ::ffff:127.0.0.1 is loopback too
+    if address.is_loopback:
+        return allow_loopback
+    bad = (address.is_private or address.is_link_local or address.is_reserved or address.is_multicast
+           or address.is_unspecified)  # fmt: skip
+    return address.is_global and not bad
+
+
+def check_webhook(url: str, *, allow_loopback: bool = False, resolver: Resolver = socket.getaddrinfo) -> str:
+    """Resolve the webhook's host once; the address to connect to, refusing if ANY answer is not public."""
+    parts = httpx.URL(url)
+    if parts.scheme not in ("http", "https") or not parts.host:
+        raise WebhookRefused("not an http(s) URL")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        answers = resolver(parts.host, port, 0, socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as exc:
+        raise WebhookRefused(f"cannot resolve: {exc}") from exc
+    addresses = [ipaddress.ip_address(str(answer[4][0]).split("%")[0]) for answer in answers]
+    if not addresses:
+        raise WebhookRefused("no address")
+    for address in addresses:
+        if not address_allowed(address, allow_loopback=allow_loopback):
+            raise WebhookRefused(f"resolves to a non-public address ({address})")
+    return str(addresses[0])
+
+
+async def _post_once(url: str, address: str, headers: dict[str, str], body: bytes, deadline_s: float) -> int:
+    """One POST to the checked address (Host and SNI stay the original host); its status, within the deadline."""
+    parts = httpx.URL(url)
+    pinned = parts.copy_with(host=address)  # connect here: a second lookup could answer differently
+    default_port = 443 if parts.scheme == "https" else 80
+    host_header = parts.host if parts.port in (None, default_port) else f"{parts.host}:{parts.port}"
+    extensions = {"sni_hostname": parts.host} if parts.scheme == "https" else {}
+    timeout = httpx.Timeout(deadline_s)
+    async with httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=False) as client:
+        request = client.build_request("POST", pinned, content=body, extensions=extensions,
+                                       headers={**headers, "Host": host_header})  # fmt: skip
+        # The per-read timeout alone lets a receiver trickle a byte at a time for ever: the whole attempt,
+        # up to the status line (the body is never read), must fit in deadline_s.
+        response = await asyncio.wait_for(client.send(request, stream=True), deadline_s)
+        await response.aclose()
+        return response.status_code
+
+
+def call_webhook(
+    url: str,
+    secret: str,
+    body: bytes,
+    *,
+    attempts: int = WEBHOOK_ATTEMPTS,
+    allow_loopback: bool = False,
+    deadline_s: float = WEBHOOK_DEADLINE_S,
+    resolver: Resolver = socket.getaddrinfo,
+    backoff_s: float = 1.0,
+) -> bool:
+    """POST the signed event to a public address; retried with backoff (1, 2, 4 s) on errors and non-2xx."""
+    host = httpx.URL(url).host  # logged instead of the URL: its query may carry a token
     for attempt in range(attempts):
         timestamp = str(int(time.time()))
         headers = {"Content-Type": "application/json", TIMESTAMP_HEADER: timestamp,
                    SIGNATURE_HEADER: sign(secret, timestamp, body)}  # fmt: skip
         try:
-            answer = httpx.post(url, content=body, headers=headers, timeout=WEBHOOK_TIMEOUT_S,
-                                follow_redirects=False)  # fmt: skip
-            if 200 <= answer.status_code < 300:
+            # Checked before every attempt: the name may point elsewhere by the retry.
+            address = check_webhook(url, allow_loopback=allow_loopback, resolver=resolver)
+            status = asyncio.run(_post_once(url, address, headers, body, deadline_s))
+            if 200 <= status < 300:
                 return True
-            log.warning("webhook %s answered %d (attempt %d)", url, answer.status_code, attempt + 1)
-        except httpx.HTTPError as exc:
-            log.warning("webhook %s failed: %s (attempt %d)", url, type(exc).__name__, attempt + 1)
+            log.warning("webhook to %s answered %d (attempt %d)", host, status, attempt + 1)
+        except WebhookRefused as exc:
+            log.warning("webhook to %s refused: %s (attempt %d)", host, exc, attempt + 1)
+        except (httpx.HTTPError, TimeoutError, OSError) as exc:
+            log.warning("webhook to %s failed: %s (attempt %d)", host, type(exc).__name__, attempt + 1)
         if attempt + 1 < attempts:
-            time.sleep(2**attempt)
+            time.sleep(backoff_s * 2**attempt)
     return False

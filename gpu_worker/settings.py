@@ -41,6 +41,8 @@ class WorkerSettings(BaseSettings):
     jobs_visibility_s: int = Field(120, ge=5, le=43_200)
     jobs_poll_s: int = Field(10, ge=0, le=20)
     jobs_retry_delay_s: int = Field(2, ge=0, le=900)
+    # Local stack/tests only: webhooks to a loopback receiver (every other non-public address is always refused).
+    allow_loopback_webhooks: bool = False
     # Repetition guard: an n-gram seen before inside the last `window` tokens is blocked.
     repetition_window: int = Field(90, ge=2)
     repetition_ngram: int = Field(30, ge=2)

@@ -25,7 +25,10 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def worker(local_s3, jobs_aws):
-    process = WorkerProcess(local_s3, MAX_BATCH_SIZE="4", **jobs_aws.worker_env()).start()
+    # The webhook test's receiver is on loopback: allowed only by this local-test setting.
+    process = WorkerProcess(
+        local_s3, MAX_BATCH_SIZE="4", ALLOW_LOOPBACK_WEBHOOKS="true", **jobs_aws.worker_env()
+    ).start()
     yield process
     process.stop()
 
