@@ -204,6 +204,8 @@ class JobConsumer:
             return True
         settings = self.settings
         try:
+            # A task this engine cannot do would fail every page on every attempt: fail the job now, saying so.
+            self.service.engine.check_task(build_prompt(job["task"], job.get("ref_text")).task)
             reference = parse_image_url(job["file"], max_bytes=settings.max_pdf_bytes)
             if not isinstance(reference, S3Image):
                 raise ValueError("a job's file is always an upload")

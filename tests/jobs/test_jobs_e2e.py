@@ -264,3 +264,14 @@ def test_inline_requests_count_in_usage_too(bob):
     assert (
         after["completion_tokens"] - before["completion_tokens"] == reply.json()["usage"]["completion_tokens"]
     )
+
+
+def test_a_task_the_engine_cannot_do_fails_the_job_at_once_naming_the_engine(alice, jobs_aws):
+    data, _ = pdfs.text_document(2)
+    job = alice.create({"file": alice.upload(data), "task": "figure"}).json()
+    final = alice.wait(job["id"], timeout=60)
+    assert final["status"] == "failed" and "'figure'" in final["error"] and "rapidocr" in final["error"], (
+        final
+    )
+    # Refused in the split: no page was queued, read or retried.
+    assert final.get("pages_total") in (None, 0) and jobs_aws.table.pages(job["id"]) == []
