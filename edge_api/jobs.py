@@ -14,7 +14,6 @@ import contextlib
 import logging
 import secrets
 import time
-import urllib.parse
 import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any
@@ -26,6 +25,7 @@ from fastapi.responses import JSONResponse
 from edge_api.deps import Caller
 from edge_api.settings import EdgeSettings
 from edge_api.store import BoundedPool
+from edge_api.webhooks import check_webhook_url
 from gpu_worker.protocol import (
     IDEMPOTENCY_KEY_RE,
     IMAGE_MEDIA_TYPES,
@@ -78,7 +78,9 @@ Backend = Annotated["JobsBackend", Depends(backend)]
 async def record_inline_usage(request: Request, key: str, result: dict[str, Any] | None) -> None:
     """Count one /v1/chat/completions request (pages and tokens when known) in this key's daily usage.
 
-    Only where the jobs table exists; a table fault is logged, never turned into a failed OCR answer.
+    Only where the jobs table exists; a table fault is logged, never turned into a failed OCR answer. Run it as
+    the response's background task (edge_api/chat.py): the answer never waits on DynamoDB or on building the
+    jobs backend (a cold start's boto3 import).
     """
     if not request.app.state.settings.jobs_table:
         return
@@ -86,14 +88,16 @@ async def record_inline_usage(request: Request, key: str, result: dict[str, Any]
     pages = len(((result or {}).get("ocr") or {}).get("pages") or [None])
     counts = {"requests": 1, "pages": pages, "prompt_tokens": int(usage.get("prompt_tokens") or 0),
               "completion_tokens": int(usage.get("completion_tokens") or 0)}  # fmt: skip
-    jobs = backend(request)
     try:
+        jobs = backend(request)
         table = jobs.require()
         # A counter is not worth delaying an OCR answer: at most a second, then logged and dropped.
         until = time.monotonic() + min(1.0, jobs.settings.jobs_deadline_s)
         await jobs.run(lambda: table.add_usage(key, **counts), until)
     except NotReady as exc:
         log.warning("usage for %s not counted: %s", key, type(exc).__name__)
+    except Exception:  # a background task's error has no caller to answer: log it, never crash the server
+        log.exception("usage for %s not counted", key)
 
 
 class JobsBackend:
@@ -154,10 +158,21 @@ class JobsBackend:
     def check_file(self, file: str, owner: str) -> None:
         """The upload exists, is this key's, and is a PDF or an image within its size limit."""
         settings = self.settings
+        # The scheme first: a data: URL is the wrong kind of reference (400), not an inline image over 1 byte.
+        if not file.startswith("s3://"):
+            raise InvalidRequest(
+                "`file` must be an `s3://` reference from POST /v1/uploads.",
+                param="file",
+                code="invalid_file_reference",
+            )
         reference = parse_image_url(file, max_bytes=1)
         prefix = f"{settings.upload_prefix}{owner}/"
         if not isinstance(reference, S3Image):
-            raise InvalidRequest("`file` must be an `s3://` reference from POST /v1/uploads.", param="file")
+            raise InvalidRequest(
+                "`file` must be an `s3://` reference from POST /v1/uploads.",
+                param="file",
+                code="invalid_file_reference",
+            )
         if reference.bucket != settings.results_bucket or not reference.key.startswith(prefix):
             raise PermissionDenied(
                 "This file does not belong to your API key; upload it with POST /v1/uploads.",
@@ -172,6 +187,15 @@ class JobsBackend:
                     "The uploaded file was not found (not uploaded yet, or expired).",
                     param="file",
                     code="file_not_found",
+                ) from None
+            status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+            # S3 refusing the reference itself (a key too long, a malformed name) is the caller's 400; a timeout
+            # or throttling (408, 429) and every 5xx are ours: the 503 run() makes of them.
+            if 400 <= status < 500 and status not in (408, 429):
+                raise InvalidRequest(
+                    f"S3 refused this file reference ({exc.response.get('Error', {}).get('Code')}).",
+                    param="file",
+                    code="invalid_file_reference",
                 ) from None
             raise
         content_type = (head.get("ContentType") or "").split(";")[0].strip().lower()
@@ -282,13 +306,7 @@ def check_body(body: JobCreate, settings: EdgeSettings) -> None:
     build_prompt(body.task, body.ref_text)
     parse_page_selection(body.pages, max_pages=settings.max_job_pages)
     if body.webhook_url is not None:
-        url = urllib.parse.urlsplit(body.webhook_url)
-        schemes = ("https", "http") if settings.allow_http_webhooks else ("https",)
-        if url.scheme not in schemes or not url.hostname or url.username or url.password:
-            raise InvalidRequest(
-                "`webhook_url` must be an https:// URL without credentials.", param="webhook_url",
-                code="invalid_webhook_url",
-            )  # fmt: skip
+        check_webhook_url(body.webhook_url, local=settings.allow_http_webhooks)
 
 
 router = APIRouter()
@@ -321,10 +339,18 @@ async def create_job(
         )
     check_body(body, jobs.settings)
     until = deadline(jobs)
-    job, created = await jobs.run(lambda: jobs.create(key, body, idempotency_key, until), until)
-    view = jobs.view(job, with_pages=False)
+
+    def create() -> tuple[OcrJob, bool]:
+        job, created = jobs.create(key, body, idempotency_key, until)
+        view = jobs.view(job, with_pages=False)  # signing links may fail (no credentials): inside run's guard
+        # The job is this key's (the Idempotency-Key is claimed per key, for the same body): a replay sees the
+        # secret too, or a client whose first answer was lost could never verify its webhooks.
+        if job.get("owner") == key:
+            view.webhook_secret = job.get("webhook_secret")
+        return view, created
+
+    view, created = await jobs.run(create, until)
     if created:
-        view.webhook_secret = job.get("webhook_secret")
         request.app.state.meter.job_event("JobsCreated", key)
     return JSONResponse(view.model_dump(mode="json", by_alias=True), status_code=202 if created else 200)
 
@@ -345,9 +371,14 @@ async def list_jobs(
     """This key's jobs, newest first."""
     table = jobs.require()
     start = job_id_or_404(after) if after else None
-    items, more = await jobs.run(lambda: table.list_jobs(key, limit, start), deadline(jobs))
-    listing = JobList(data=[jobs.view(item, with_pages=False) for item in items], has_more=more)
-    return JSONResponse(listing.model_dump(mode="json", by_alias=True))
+
+    def listing() -> JobList:
+        items, more = table.list_jobs(key, limit, start)
+        # Links are signed here, in run's guard: a signing fault (no credentials) is a 503, not a 500.
+        return JobList(data=[jobs.view(item, with_pages=False) for item in items], has_more=more)
+
+    answer = await jobs.run(listing, deadline(jobs))
+    return JSONResponse(answer.model_dump(mode="json", by_alias=True))
 
 
 @router.delete("/v1/jobs/{job_id}")
@@ -357,10 +388,10 @@ async def cancel_job(request: Request, job_id: str, key: Caller, jobs: Backend) 
     job_id = job_id_or_404(job_id)
     until = deadline(jobs)
     before = await jobs.run(lambda: table.get_owned(job_id, key), until)
-    job = await jobs.run(lambda: table.cancel(job_id, key), until)
-    if before["status"] != job["status"]:
+    view = await jobs.run(lambda: jobs.view(table.cancel(job_id, key), with_pages=False), until)
+    if before["status"] != view.status:
         request.app.state.meter.job_event("JobsCancelled", key)
-    return JSONResponse(jobs.view(job, with_pages=False).model_dump(mode="json", by_alias=True))
+    return JSONResponse(view.model_dump(mode="json", by_alias=True))
 
 
 @router.get("/v1/usage")

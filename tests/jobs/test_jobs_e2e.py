@@ -158,7 +158,8 @@ def test_a_page_past_the_end_fails_the_job_with_a_reason(alice, twenty):
     ("body", "status", "code"),
     [
         ({"file": "s3://ocr-results/uploads/key-x/abc"}, 403, "invalid_file_reference"),
-        ({"file": "https://example.com/a.pdf"}, 400, "invalid_image_url"),
+        ({"file": "https://example.com/a.pdf"}, 400, "invalid_file_reference"),
+        ({"file": "data:application/pdf;base64,JVBERi0xLjQK"}, 400, "invalid_file_reference"),
         ({"file": "FILE", "pages": "0"}, 400, "invalid_pages"),
         ({"file": "FILE", "pages": "1-100000"}, 413, "too_many_pages"),
         ({"file": "FILE", "task": "locate"}, 400, "missing_ref_text"),
