@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
-from starlette.background import BackgroundTask
+from starlette.background import BackgroundTask, BackgroundTasks
 
 from edge_api.deps import Caller, Settings, Worker
 from edge_api.forward import error_body_of, read_checked, relay_headers, upstream_error
@@ -54,18 +54,25 @@ async def chat_completions(request: Request, key: Caller, settings: Settings, wo
         raise upstream_error(
             upstream.status_code, error_body_of(upstream.status_code, data), relay_headers(upstream)
         )
+    # GET /v1/usage's counter (edge_api/jobs.py) is written once the answer is sent: the answer never waits on
+    # DynamoDB or on building the jobs backend. Under Lambda (Mangum) the invocation still ends only after it, so
+    # the count is not lost in a frozen environment.
     if spec.stream:
         meter.usage(key, None)
-        await record_inline_usage(request, key, None)
+        after = BackgroundTasks()
+        after.add_task(upstream.aclose)
+        after.add_task(record_inline_usage, request, key, None)
         return StreamingResponse(
-            relay_stream(upstream, request_id), media_type="text/event-stream",
-            background=BackgroundTask(upstream.aclose),
+            relay_stream(upstream, request_id), media_type="text/event-stream", background=after,
             headers={"X-Request-ID": request_id, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )  # fmt: skip
     result = await read_checked(upstream)
     meter.usage(key, result.get("usage"))
-    await record_inline_usage(request, key, result)  # GET /v1/usage (edge_api/jobs.py)
-    return JSONResponse(result, headers={"X-Request-ID": request_id})
+    return JSONResponse(
+        result,
+        headers={"X-Request-ID": request_id},
+        background=BackgroundTask(record_inline_usage, request, key, result),
+    )
 
 
 async def relay_stream(upstream: httpx.Response, request_id: str) -> AsyncIterator[bytes]:

@@ -10,6 +10,7 @@ Retry-After within `jobs_deadline_s`, and never holds up chat forwarding, upload
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import secrets
@@ -89,7 +90,8 @@ async def record_inline_usage(request: Request, key: str, result: dict[str, Any]
     counts = {"requests": 1, "pages": pages, "prompt_tokens": int(usage.get("prompt_tokens") or 0),
               "completion_tokens": int(usage.get("completion_tokens") or 0)}  # fmt: skip
     try:
-        jobs = backend(request)
+        # Built in a thread (boto3's import and clients on a cold start): the event loop serves other requests.
+        jobs = await asyncio.to_thread(backend, request)
         table = jobs.require()
         # A counter is not worth delaying an OCR answer: at most a second, then logged and dropped.
         until = time.monotonic() + min(1.0, jobs.settings.jobs_deadline_s)

@@ -3,11 +3,14 @@ an idempotent replay's webhook secret, and links signed without credentials."""
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 from typing import Any
 
 import boto3
 import botocore.session
+import httpx
 import pytest
 from botocore.exceptions import ClientError
 from fastapi.testclient import TestClient
@@ -199,3 +202,60 @@ def test_list_and_cancel_without_credentials_are_503_not_500(edge, aws, upload, 
                    client.get(f"/v1/jobs/{job_id}", headers=HEADERS)):  # fmt: skip
         assert error(answer) == (503, "jobs_unavailable"), answer.text
         assert answer.headers["Retry-After"]
+
+
+# ---- inline usage off the response path -------------------------------------------------------------------------
+
+ANSWER = {"id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "deepseek-ocr",
+          "choices": [{"index": 0, "message": {"role": "assistant", "content": "text"}, "finish_reason": "stop"}],
+          "usage": {"prompt_tokens": 7, "completion_tokens": 5, "total_tokens": 12},
+          "ocr": {"pages": [{"page": 1}, {"page": 2}]}}  # fmt: skip
+
+
+def test_inline_usage_is_counted_after_the_answer_not_before(local_s3, aws, monkeypatch):
+    import edge_api.jobs as jobs_module
+    from edge_api.forward import WorkerClient
+    from tests.utils.requests import chat_body, data_url
+    from tests.utils.servers import ServerThread
+
+    key = f"sk-local-usage-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("AWS_ENDPOINT_URL", aws.endpoint)
+    settings = EdgeSettings(local_api_keys=key, results_bucket=local_s3.bucket, s3_endpoint_url=local_s3.endpoint,
+                            jobs_table=aws.names["table"], jobs_queue_url=aws.names["queue_url"],
+                            worker_url="http://worker.test")  # fmt: skip
+    worker = WorkerClient(settings, transport=httpx.MockTransport(lambda _: httpx.Response(200, json=ANSWER)))
+    # The jobs backend (boto3, a cold start's first build) is held until the caller has its answer: the old
+    # inline count built it before answering, so the answer never came while it was held.
+    answered = threading.Event()
+    real_init = jobs_module.JobsBackend.__init__
+
+    def held_init(self: Any, *args: Any) -> None:
+        answered.wait(20)
+        real_init(self, *args)
+
+    monkeypatch.setattr(jobs_module.JobsBackend, "__init__", held_init)
+    server = ServerThread(build_app(settings, worker=worker), health_path="/docs").start()
+    try:
+        headers = {"Authorization": f"Bearer {key}"}
+        png = data_url(b"\x89PNG\r\n\x1a\n" + b"\0" * 64)
+        reply = httpx.post(
+            server.url + "/v1/chat/completions", json=chat_body(png), headers=headers, timeout=10
+        )
+        assert reply.status_code == 200 and reply.json()["usage"]["completion_tokens"] == 5, reply.text
+        assert not answered.is_set()
+        answered.set()
+        deadline, today = time.monotonic() + 20, {}
+        while time.monotonic() < deadline:  # the count lands just after the answer
+            today = httpx.get(server.url + "/v1/usage?days=1", headers=headers, timeout=10).json()["days"][-1]
+            if today["requests"]:
+                break
+            time.sleep(0.1)
+        assert (today["requests"], today["pages"], today["prompt_tokens"], today["completion_tokens"]) == (
+            1,
+            2,
+            7,
+            5,
+        )
+    finally:
+        answered.set()
+        server.stop()

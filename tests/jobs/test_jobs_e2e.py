@@ -260,7 +260,11 @@ def test_inline_requests_count_in_usage_too(bob):
     body = {"model": "deepseek-ocr", "task": "ocr", "messages": [{"role": "user", "content": [part]}]}
     reply = httpx.post(bob.url + "/v1/chat/completions", json=body, headers=bob.headers, timeout=120)
     assert reply.status_code == 200, reply.text
-    after = today()
+    deadline, after = time.monotonic() + 20, today()
+    # The request is counted just after its answer (a background task): wait for it, boundedly.
+    while after["requests"] == before["requests"] and time.monotonic() < deadline:
+        time.sleep(0.2)
+        after = today()
     assert after["requests"] == before["requests"] + 1 and after["pages"] == before["pages"] + 2
     assert (
         after["completion_tokens"] - before["completion_tokens"] == reply.json()["usage"]["completion_tokens"]
