@@ -69,5 +69,16 @@ def edge_server(local_s3, rapid_worker):
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Browser tests run last: sync Playwright keeps an event loop running in the main thread."""
-    items.sort(key=lambda item: "e2e" in item.path.parts)
+    """Browser tests run last: sync Playwright keeps an event loop running in the main thread.
+
+    Among them the local stack command's own tests come first: each runs `reflex run` in frontend/,
+    which rebuilds frontend/.web (one is stopped mid-build on purpose), and that is the folder the
+    session's shared stack serves its pages from. Run after it, they left its pages blank.
+    """
+
+    def tier(item: pytest.Item) -> int:
+        if "e2e" not in item.path.parts:
+            return 0
+        return 1 if item.path.name == "test_local_stack_command.py" else 2
+
+    items.sort(key=tier)
