@@ -49,10 +49,16 @@ class EdgeSettings(BaseSettings):
     jobs_table: str | None = None
     jobs_queue_url: str | None = None
     max_job_pages: int = Field(500, ge=1, le=10_000)
-    allow_http_webhooks: bool = Field(False, description="Local stack/tests only: webhooks over plain http.")
+    allow_http_webhooks: bool = Field(
+        False, description="Local stack/tests only: http:// and loopback webhook URLs."
+    )
     # DynamoDB and SQS for /v1/jobs and /v1/usage: the S3 timeouts and attempts below, their own pool and deadline.
-    jobs_deadline_s: float = Field(5.0, gt=0, description="The most one jobs request waits on AWS before a 503.")
-    jobs_max_concurrency: int = Field(8, ge=1, le=64, description="Threads (and connections) for the jobs calls.")
+    jobs_deadline_s: float = Field(
+        5.0, gt=0, description="The most one jobs request waits on AWS before a 503."
+    )
+    jobs_max_concurrency: int = Field(
+        8, ge=1, le=64, description="Threads (and connections) for the jobs calls."
+    )
     # S3 can hang rather than refuse: every call is bounded, and a request waits on S3 at most s3_deadline_s.
     s3_connect_timeout_s: float = Field(1.0, gt=0)
     s3_read_timeout_s: float = Field(2.0, gt=0)

@@ -143,6 +143,7 @@ class LocalStack:
     def jobs_env(self) -> dict[str, str]:
         """Jobs on the same local endpoint: boto3 finds SQS and DynamoDB through AWS_ENDPOINT_URL."""
         return {"AWS_ENDPOINT_URL": self.urls["s3"], "JOBS_TABLE": "ocr-jobs", "ALLOW_HTTP_WEBHOOKS": "true",
+                "ALLOW_LOOPBACK_WEBHOOKS": "true",  # the worker's half: a receiver on this machine
                 "JOBS_QUEUE_URL": f"{self.urls['s3']}/123456789012/ocr-jobs",  # moto's account id
                 "JOBS_TOPIC_ARN": "arn:aws:sns:us-west-2:123456789012:ocr-jobs-events"}  # completion events  # fmt: skip
 
