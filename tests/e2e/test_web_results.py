@@ -46,9 +46,10 @@ def test_boxes_and_rows_highlight_each_other(invoice_result, artifacts):
     page.focus("#row-0")  # keyboard users get the same link
     page.wait_for_function("document.querySelector('#box-0').classList.contains('active')")
     # The outline sits where the box is: its left edge in percent of the page matches the pixel box.
-    # RapidOCR gives no text per box: the table then has no empty Text column.
-    assert page.locator("#boxes th").all_inner_texts() == ["#", "Label", "Box [x1, y1, x2, y2] px"]
-    x1 = int(page.inner_text("#row-0 td:nth-child(3)").split(",")[0])
+    # Each box carries the text read inside it (the invoice's first line is its heading).
+    assert page.locator("#boxes th").all_inner_texts() == ["#", "Label", "Text", "Box [x1, y1, x2, y2] px"]
+    assert "INVOICE 2026-0142" in page.inner_text("#row-0 td:nth-child(3)")
+    x1 = int(page.inner_text("#row-0 td:nth-child(4)").split(",")[0])
     width = page.evaluate("document.querySelector('#page-image').naturalWidth")
     left = page.evaluate(
         "document.querySelector('#box-0').offsetLeft / document.querySelector('#page-image').clientWidth"
