@@ -52,9 +52,3 @@ def error_response(exc: Exception, request: Request, log: Any) -> JSONResponse:
     if request_id:
         headers["X-Request-ID"] = request_id
     return JSONResponse(body, status_code=status, headers=headers)
-
-
-class RequestTimeout(ServiceError):
-    """The client did not send its body in time (a slow client is cut, not waited for)."""
-
-    status, type, code = 408, "invalid_request_error", "request_timeout"

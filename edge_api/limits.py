@@ -15,8 +15,7 @@ from collections.abc import Callable
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from edge_api.errors import RequestTimeout
-from gpu_worker.protocol import PayloadTooLarge
+from gpu_worker.protocol import PayloadTooLarge, RequestTimeout
 
 
 def too_large(limit: int) -> PayloadTooLarge:

@@ -9,13 +9,7 @@ from collections.abc import Callable
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gpu_worker.protocol import PayloadTooLarge, ServiceError
-
-
-class RequestTimeout(ServiceError):
-    """The client did not send its body in time (a slow client)."""
-
-    status, type, code = 408, "invalid_request_error", "request_timeout"
+from gpu_worker.protocol import PayloadTooLarge, RequestTimeout
 
 
 class BodyLimit:

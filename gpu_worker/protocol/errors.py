@@ -89,6 +89,12 @@ class NotReady(ServiceError):
     status, type, code = 503, "api_error", "not_ready"
 
 
+class RequestTimeout(ServiceError):
+    """The client did not send its body in time (a slow client is cut, not waited for)."""
+
+    status, type, code = 408, "invalid_request_error", "request_timeout"
+
+
 class GatewayTimeout(ServiceError):
     status, type, code = 504, "timeout_error", "timeout"
 
