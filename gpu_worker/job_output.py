@@ -9,6 +9,7 @@ update wins sends the events.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -133,13 +134,18 @@ class Notifier:
         self.pool.shutdown(wait=False)
 
 
+@functools.cache
+def _sns(region: str) -> Any:
+    """One SNS client per region for the process (building one costs tens of ms; clients are thread-safe)."""
+    return boto3.client("sns", region_name=region, config=CLIENT_CONFIG)
+
+
 def notify(job: dict[str, Any], topic_arn: str | None, region: str, *, allow_loopback: bool = False) -> None:
     """Publish the completion event and call the webhook; failures are logged, never raised."""
     body = json.dumps(event(job), separators=(",", ":")).encode()
     if topic_arn:
         try:
-            sns: Any = boto3.client("sns", region_name=region, config=CLIENT_CONFIG)
-            sns.publish(TopicArn=topic_arn, Message=body.decode(), Subject="ocr.job.finished",
+            _sns(region).publish(TopicArn=topic_arn, Message=body.decode(), Subject="ocr.job.finished",
                         MessageAttributes={"status": {"DataType": "String", "StringValue": job["status"]}})  # fmt: skip
         except Exception as exc:  # an event lost is logged; the job's state is already final
             log.warning("SNS publish for %s failed: %s", job["id"], exc)
