@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+import time
 import zipfile
 from pathlib import Path
 
@@ -50,8 +51,15 @@ def test_a_twelve_page_pdf_runs_as_a_job_with_a_moving_progress_bar(page, tmp_pa
     page.wait_for_selector("#batch .item-progress", timeout=120_000)
     seen: set[int] = set()
     shot = ""
+    deadline = time.monotonic() + 300
     while int(page.get_attribute("#result", "data-runs") or 0) == runs:
-        match = re.match(r"(\d+)/(\d+) pages", page.inner_text("#batch .item-pages") or "")
+        assert time.monotonic() < deadline, f"the job did not finish in 300 s; pages seen {sorted(seen)}"
+        # The progress row leaves the page the moment the job is done, a little before the run ends:
+        # read it without waiting for it (inner_text would wait 30 s for an element that is gone).
+        label = page.evaluate("document.querySelector('#batch .item-pages')?.innerText ?? ''")
+        status = page.evaluate("document.querySelector('#batch .item-status')?.innerText ?? ''")
+        assert status != "failed", page.inner_text("#batch")
+        match = re.match(r"(\d+)/(\d+) pages", label)
         if match:
             assert match.group(2) == "12"
             seen.add(int(match.group(1)))
@@ -60,7 +68,6 @@ def test_a_twelve_page_pdf_runs_as_a_job_with_a_moving_progress_bar(page, tmp_pa
                 page.screenshot(path=str(artifacts / "document-job.png"), full_page=True)
                 shot = "middle" if 4 <= done <= 8 else "early"
         page.wait_for_timeout(200)
-        assert len(seen) < 100
     assert len({n for n in seen if 0 < n < 12}) >= 2, seen  # the bar moved in steps, not just 0 -> done
     page.wait_for_selector("#result-text")
     assert page.inner_text("#batch .item-status") == "done"
