@@ -1,9 +1,14 @@
-"""Worker benchmark: the HTTP path (validation, queue, S3 writes) over calling the engine directly.
+"""Worker benchmark: the HTTP path (validation, decode, queue, S3 writes) over calling the engine directly.
 
 Runs the deepseek engine on the tiny random model (mode tiny, a few tokens: the engine is fast, so the
 HTTP path's own cost shows): direct `engine.run` vs `POST /v1/chat/completions` to a real worker
 process (with a local S3 API), at 1 and 32 concurrent callers; then the worker's RSS before and
 after 1,000 more requests.
+
+At one caller the serving overhead is measured two ways: each request's latency minus the engine time
+the worker reports for its batch (`ocr.timings_ms.inference`: preprocessing, generation, decoding), and
+HTTP p50 minus direct `engine.run` p50 with the two interleaved request by request (so both see the
+same machine load; this one also works for an older checkout). `GET /livez` gives the HTTP floor.
 
     .venv/bin/python -m bench.worker_http [--requests 1000] [--compare-root /path/to/an/older/checkout]
 
@@ -73,6 +78,25 @@ async def http_run(
         return latencies, overheads, time.perf_counter() - started
 
 
+def interleaved(url: str, body: dict, engine: DeepseekEngine, request: OcrRequest, samples: int) -> None:
+    """One caller: a direct engine.run, then one HTTP request, in turn; p50 of each and the difference."""
+    direct, http, floor = [], [], []
+    with httpx.Client(timeout=300) as client:
+        for _ in range(samples):
+            started = time.perf_counter()
+            engine.run([request])
+            direct.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            client.post(url + "/v1/chat/completions", json=body).raise_for_status()
+            http.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            client.get(url + "/livez").raise_for_status()
+            floor.append(time.perf_counter() - started)
+    d50, h50, f50 = (percentiles(x)[0] for x in (direct, http, floor))
+    print(f"  1 caller, interleaved with direct engine.run: HTTP p50 {h50:.1f} ms vs direct p50 {d50:.1f} ms "
+          f"({h50 - d50:+.1f} ms); HTTP floor (GET /livez) p50 {f50:.1f} ms")  # fmt: skip
+
+
 def main() -> None:
     """Print the figures and ratios."""
     parser = argparse.ArgumentParser()
@@ -110,6 +134,7 @@ def main() -> None:
             worker.start()
             try:
                 measure(label, worker, body, args, d50, d99, direct_rps)
+                interleaved(worker.url, body, engine, request, args.samples)
             finally:
                 worker.stop()
     finally:

@@ -194,9 +194,14 @@ class DeepseekEngine(Engine):
     # ---- running ----------------------------------------------------------------------------------
 
     def run(self, batch: list[OcrRequest], on_token: TokenCallback | None = None) -> list[OcrResult]:
-        """One batched generate per temperature group; per-request failures stay per request."""
+        """One batched generate per temperature group; per-request failures stay per request.
+
+        Each result's `inference_ms` is the engine's whole time for the batch (image preprocessing,
+        generation, decoding): what its caller waited on the engine for.
+        """
         if self.model is None:
             raise EngineLoadError("deepseek engine used before load()")
+        started = time.perf_counter()
         results: list[OcrResult | None] = [None] * len(batch)
         prepared: dict[int, Prepared] = {}
         for row, request in enumerate(batch):
@@ -213,7 +218,11 @@ class DeepseekEngine(Engine):
             for rows in groups.values():
                 for row, result in self._generate_splitting(batch, prepared, rows, on_token, states).items():
                     results[row] = result
-        return [r if r is not None else OcrResult(error=ServiceError("no result")) for r in results]
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        done = [r if r is not None else OcrResult(error=ServiceError("no result")) for r in results]
+        for item in done:
+            item.inference_ms = elapsed_ms
+        return done
 
     def _cap(self, request: OcrRequest) -> int:
         return min(request.max_new_tokens or self.max_new_tokens, self.max_new_tokens)
@@ -255,7 +264,7 @@ class DeepseekEngine(Engine):
             group = queue.pop(0)
             for row in [r for r in group if states[r].done]:  # finished before the failure: nothing to redo
                 results[row] = self._result(batch[row], prepared[row], states[row].tokens,
-                                            states[row].ended_by_eos, fired=False, elapsed_ms=0.0)  # fmt: skip
+                                            states[row].ended_by_eos, fired=False)  # fmt: skip
             group = [r for r in group if not states[r].done]
             if not group:
                 continue
@@ -310,7 +319,6 @@ class DeepseekEngine(Engine):
         on_token: TokenCallback | None,
         states: dict[int, RowText],
     ) -> dict[int, OcrResult]:
-        started = time.perf_counter()
         items = [prepared[row] for row in rows]
         history = [list(states[row].tokens) for row in rows]  # streamed before an out-of-memory retry
         inputs = self._collate(items, history)
@@ -344,7 +352,6 @@ class DeepseekEngine(Engine):
             pad_token_id=self.pad_id,
             eos_token_id=self.eos_id,
         )
-        elapsed_ms = (time.perf_counter() - started) * 1000
         fired = blocker.fired
         generated = output[:, prompt_length:].tolist()
         results = {}
@@ -354,7 +361,7 @@ class DeepseekEngine(Engine):
             eos_at = next((i for i, t in enumerate(new) if t == self.eos_id), None)
             tokens = history[index] + (new if eos_at is None else new[:eos_at])
             results[row] = self._result(batch[row], items[index], tokens, eos_at is not None,
-                                        fired=index in fired, elapsed_ms=elapsed_ms)  # fmt: skip
+                                        fired=index in fired)  # fmt: skip
         return results
 
     def _result(
@@ -364,7 +371,6 @@ class DeepseekEngine(Engine):
         tokens: list[int],
         finished: bool,
         fired: bool,
-        elapsed_ms: float,
     ) -> OcrResult:
         raw = decode(self.processor.tokenizer, tokens)  # the same decode the streamer uses
         text, boxes = parse_grounded(raw, *request.image.size)
@@ -379,7 +385,6 @@ class DeepseekEngine(Engine):
             completion_tokens=len(tokens),
             finish_reason="stop" if finished else "length",
             repetition_detected=fired or looped,
-            inference_ms=elapsed_ms,
             image_tokens=item.image_tokens,
             tiles=item.grid,
         )

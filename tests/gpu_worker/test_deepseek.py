@@ -1,5 +1,6 @@
 import logging
 import sys
+import time
 import weakref
 
 import pytest
@@ -175,6 +176,23 @@ def test_a_page_that_fails_to_prepare_fails_alone(deepseek_engine, pages):
     bad.task = "translate"
     results = deepseek_engine.run([bad, req(pages[1], "tiny", max_new_tokens=2)])
     assert results[0].error is not None and results[1].error is None
+
+
+def test_reported_engine_time_includes_preparing_the_images(deepseek_engine, pages, monkeypatch):
+    """`inference_ms` is what the caller waited on the engine for: preprocessing counts, not only generate."""
+    prepare = deepseek_engine._prepare
+
+    def slow_prepare(request):
+        time.sleep(0.2)
+        return prepare(request)
+
+    monkeypatch.setattr(deepseek_engine, "_prepare", slow_prepare)
+    started = time.perf_counter()
+    results = deepseek_engine.run(
+        [req(pages[1], "tiny", max_new_tokens=2), req(pages[1], "tiny", max_new_tokens=2)]
+    )
+    wall_ms = (time.perf_counter() - started) * 1000
+    assert all(400 <= r.inference_ms <= wall_ms for r in results), [r.inference_ms for r in results]
 
 
 def test_sampling_rows_run_in_their_own_group(deepseek_engine, pages):
