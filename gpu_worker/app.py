@@ -146,7 +146,8 @@ def build_app(
         except ServiceError as exc:
             service.metrics.requests.labels(status=str(exc.status)).inc()
             return error_response(exc, request_id)
-        return JSONResponse(response.model_dump(mode="json"), headers=headers)
+        # pydantic writes the JSON itself (no dict and json.dumps in between)
+        return Response(response.model_dump_json(), media_type="application/json", headers=headers)
 
     app.add_middleware(BodyLimit, limit=body_limit, timeout_s=settings.body_timeout_s, respond=error_response)
     return app

@@ -45,8 +45,8 @@ def decode_image(data: bytes, *, max_bytes: int, max_pixels: int) -> Image.Image
     try:
         image.seek(0)  # animated WebP/PNG: the first frame is the page
         image.load()
-        upright: Image.Image = ImageOps.exif_transpose(image) or image
-        return to_rgb(upright)
+        ImageOps.exif_transpose(image, in_place=True)  # in place: without EXIF rotation, no copy of the page
+        return to_rgb(image)
     except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as exc:
         raise InvalidRequest(
             f"The image is truncated or corrupt ({type(exc).__name__}).",
