@@ -36,11 +36,12 @@ def _clean(text: str) -> str:
     return _BLANK_RUN_RE.sub("\n\n", text).strip()
 
 
-def parse_grounded(raw: str, width: int, height: int) -> tuple[str, list[Box]]:
+def parse_grounded(raw: str, width: int, height: int, *, locate: bool = False) -> tuple[str, list[Box]]:
     """Return (clean text without tags, boxes in pixels) from raw model output.
 
-    Each box's `text` is the text that follows its block up to the next block; an answer that is only
-    boxes (a locate: the model names what it found in `<|ref|>`) gives each box its label instead.
+    Each box's `text` is the text that follows its block up to the next block. A locate answer is only
+    boxes (the model names what it found in `<|ref|>`): each box gets that name as its text. Any other
+    task's boxes keep their own text, none when nothing follows them (a page of pictures has no text).
     """
     boxes: list[Box] = []
     matches = list(_GROUNDED_RE.finditer(raw))
@@ -52,7 +53,7 @@ def parse_grounded(raw: str, width: int, height: int) -> tuple[str, list[Box]]:
             bbox = to_pixels(tuple(int(v) for v in quad), width, height)  # type: ignore[arg-type]
             boxes.append(Box(label=label, bbox=bbox, text=following))
     text = _clean(_GROUNDED_RE.sub("", raw))
-    if not text:
+    if locate and not text:
         boxes = [box.model_copy(update={"text": box.label}) for box in boxes]
     return text, boxes
 

@@ -373,8 +373,9 @@ class DeepseekEngine(Engine):
         fired: bool,
     ) -> OcrResult:
         raw = decode(self.processor.tokenizer, tokens)  # the same decode the streamer uses
-        text, boxes = parse_grounded(raw, *request.image.size)
-        if not text and boxes:
+        locate = request.task == "locate"
+        text, boxes = parse_grounded(raw, *request.image.size, locate=locate)
+        if locate and not text and boxes:
             text = boxes_as_text(boxes)
         looped = not finished and tail_repeats(tokens, whitelist=self.whitelist)
         return OcrResult(

@@ -56,7 +56,7 @@ def test_leftover_special_tokens_are_removed():
 
 
 def test_boxes_as_text():
-    _, boxes = parse_grounded("<|ref|>total<|/ref|><|det|>[[0, 0, 999, 999]]<|/det|>", 100, 50)
+    _, boxes = parse_grounded("<|ref|>total<|/ref|><|det|>[[0, 0, 999, 999]]<|/det|>", 100, 50, locate=True)
     assert boxes_as_text(boxes) == "total: [0, 0, 100, 50]"
 
 
@@ -84,8 +84,17 @@ def test_a_block_with_no_text_after_it_has_none_and_several_boxes_share_their_te
 def test_an_answer_that_is_only_boxes_gives_each_box_its_label_as_text():
     # DeepSeek's answer to "Locate <|ref|>Total due<|/ref|>": the ref echoed, then where it is.
     raw = "<|ref|>Total due<|/ref|><|det|>[[100, 200, 300, 250], [100, 600, 300, 650]]<|/det|>"
-    text, boxes = parse_grounded(raw, 999, 999)
+    text, boxes = parse_grounded(raw, 999, 999, locate=True)
     assert text == "" and [b.text for b in boxes] == ["Total due", "Total due"]
+
+
+def test_a_markdown_page_of_pictures_only_has_no_text_and_its_boxes_none():
+    # Grounded markdown of a page that is only figures: the labels are block kinds, not text read.
+    raw = "<|ref|>image<|/ref|><|det|>[[0, 0, 500, 400]]<|/det|>\n\n<|ref|>image<|/ref|><|det|>[[0, 500, 500, 900]]<|/det|>"
+    text, boxes = parse_grounded(raw, 999, 999)
+    assert (
+        text == "" and [b.text for b in boxes] == [None, None] and [b.label for b in boxes] == ["image"] * 2
+    )
 
 
 def test_a_truncated_block_text_drops_the_cut_off_tag():
