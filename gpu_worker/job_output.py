@@ -174,14 +174,30 @@ def address_allowed(address: IPAddress, *, allow_loopback: bool = False) -> bool
     return address.is_global and not bad
 
 
-def check_webhook(url: str, *, allow_loopback: bool = False, resolver: Resolver = socket.getaddrinfo) -> str:
-    """Resolve the webhook's host once; the address to connect to, refusing if ANY answer is not public."""
+# Lookups run here so that one can be abandoned at its deadline: getaddrinfo itself has no timeout, and
+# a receiver's name server may answer as slowly as it likes. Few threads: stuck lookups cannot pile up.
+_LOOKUPS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="webhook-dns")
+
+
+def check_webhook(
+    url: str,
+    *,
+    allow_loopback: bool = False,
+    resolver: Resolver = socket.getaddrinfo,
+    timeout_s: float | None = None,
+) -> str:
+    """Resolve the webhook's host once (within `timeout_s`); the address to connect to, refusing if ANY
+    answer is not public."""
     parts = httpx.URL(url)
     if parts.scheme not in ("http", "https") or not parts.host:
         raise WebhookRefused("not an http(s) URL")
     port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
-        answers = resolver(parts.host, port, 0, socket.SOCK_STREAM)
+        lookup = _LOOKUPS.submit(resolver, parts.host, port, 0, socket.SOCK_STREAM)
+        answers = lookup.result(timeout=timeout_s)
+    except TimeoutError:
+        lookup.cancel()
+        raise WebhookRefused(f"the name did not resolve within {timeout_s:g} s") from None
     except (OSError, UnicodeError) as exc:
         raise WebhookRefused(f"cannot resolve: {exc}") from exc
     addresses = [ipaddress.ip_address(str(answer[4][0]).split("%")[0]) for answer in answers]
@@ -229,9 +245,14 @@ def call_webhook(
         headers = {"Content-Type": "application/json", TIMESTAMP_HEADER: timestamp,
                    SIGNATURE_HEADER: sign(secret, timestamp, body)}  # fmt: skip
         try:
-            # Checked before every attempt: the name may point elsewhere by the retry.
-            address = check_webhook(url, allow_loopback=allow_loopback, resolver=resolver)
-            status = asyncio.run(_post_once(url, address, headers, body, deadline_s))
+            # Checked before every attempt: the name may point elsewhere by the retry. The lookup and the
+            # POST share the attempt's deadline.
+            started = time.monotonic()
+            address = check_webhook(
+                url, allow_loopback=allow_loopback, resolver=resolver, timeout_s=deadline_s
+            )
+            left = max(deadline_s - (time.monotonic() - started), 0.1)
+            status = asyncio.run(_post_once(url, address, headers, body, left))
             if 200 <= status < 300:
                 return True
             log.warning("webhook to %s answered %d (attempt %d)", host, status, attempt + 1)

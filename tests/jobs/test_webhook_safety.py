@@ -188,6 +188,25 @@ def test_a_trickling_receiver_is_cut_at_the_attempt_deadline(trickler):
     assert elapsed < 6, elapsed
 
 
+def test_a_name_server_that_never_answers_costs_one_attempt_deadline_not_a_hung_thread(receiver):
+    release = threading.Event()
+
+    def silent(host: str, port: int, *args: Any) -> list[Any]:  # getaddrinfo has no timeout of its own
+        release.wait(30)
+        return resolver_for("127.0.0.1")(host, port)
+
+    started = time.monotonic()
+    try:
+        url = f"http://hooks.invalid:{receiver.port}/hook"
+        assert not call_webhook(url, "s", b"{}", attempts=2, allow_loopback=True, deadline_s=0.5,
+                                resolver=silent, backoff_s=0.1)  # fmt: skip
+        elapsed = time.monotonic() - started
+    finally:
+        release.set()
+    assert elapsed < 3, elapsed
+    assert receiver.calls == []
+
+
 def test_the_failed_status_is_written_and_the_caller_freed_while_the_webhook_trickles(
     trickler, local_s3, monkeypatch
 ):
