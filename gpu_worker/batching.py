@@ -34,6 +34,7 @@ class Pending:
     on_piece: PieceCallback | None = None
     enqueued_at: float = field(default_factory=time.perf_counter)
     queue_ms: float = 0.0
+    batch: int = 0  # which batch it ran in (pages of one document may share one)
 
 
 class BatchLoop:
@@ -54,6 +55,7 @@ class BatchLoop:
         self._accepting = True
         self.incoming = 0  # requests accepted by serving whose image is still being read
         self.batch_s: float | None = None  # recent engine time per batch (moving average)
+        self.batches = 0
 
     @property
     def depth(self) -> int:
@@ -139,7 +141,9 @@ class BatchLoop:
             self.metrics.queue_depth.set(self._queue.qsize())
             self.metrics.batch_size.observe(len(batch))
             started = time.perf_counter()
+            self.batches += 1
             for item in batch:
+                item.batch = self.batches
                 item.queue_ms = (started - item.enqueued_at) * 1000
                 self.metrics.queue_wait.observe(item.queue_ms / 1000)
 

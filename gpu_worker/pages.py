@@ -129,7 +129,11 @@ async def _finish_document(
         service.writer.submit(job.request_id, lambda: [_json_object(prefix + "result.json", document)])
         service.metrics.requests.labels(status=str(status)).inc()
         raise failed
-    response = _response(service, job, pages, results, (time.perf_counter() - job.received) * 1000)
+    # Pages that shared a batch shared its engine time: count each batch once.
+    engine_ms = sum(
+        {pending.batch: r.inference_ms for pending, r in zip(pendings, results, strict=True)}.values()
+    )
+    response = _response(service, job, pages, results, (time.perf_counter() - job.received) * 1000, engine_ms)
     _store(service, prefix, job, pages, results, response)
     service.metrics.tokens.labels(kind="prompt").inc(response.usage.prompt_tokens)
     service.metrics.tokens.labels(kind="completion").inc(response.usage.completion_tokens)
@@ -139,8 +143,9 @@ async def _finish_document(
 
 
 def _response(
-    service: OcrService, job: Job, pages: list[RenderedPage], results: list[OcrResult], total_ms: float
-) -> ChatCompletion:
+    service: OcrService, job: Job, pages: list[RenderedPage], results: list[OcrResult], total_ms: float,
+    engine_ms: float,
+) -> ChatCompletion:  # fmt: skip
     content, raw = results[0].text, results[0].raw
     for page, result in zip(pages[1:], results[1:], strict=True):
         content += page_separator(page.number) + result.text
@@ -165,7 +170,7 @@ def _response(
         repetition_detected=any(r.repetition_detected for r in results), pages=per_page,
         image_tokens=sum(r.image_tokens for r in results),  # what the whole document cost; per page in `pages`
         timings_ms=Timings(queue=round(job.pending.queue_ms, 1), total=round(total_ms, 1),
-                           inference=round(sum(r.inference_ms for r in results), 1)),
+                           inference=round(engine_ms, 1)),
     )  # fmt: skip
     prompt = sum(r.prompt_tokens for r in results)
     completion = sum(r.completion_tokens for r in results)

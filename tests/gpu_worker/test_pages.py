@@ -183,6 +183,8 @@ def test_the_deepseek_engine_reads_a_pdf_page_by_page(deepseek_worker):
     # What each page's image cost, and the document's sum (tiny mode: the global view only, no tiles).
     assert [(p["image_tokens"], p["tiles"]) for p in ocr["pages"]] == [(MODES["tiny"].image_tokens, None)] * 3
     assert ocr["image_tokens"] == 3 * MODES["tiny"].image_tokens < reply.usage.prompt_tokens
+    # The pages ran as one batch: its engine time counts once, within the request's total.
+    assert 0 < ocr["timings_ms"]["inference"] <= ocr["timings_ms"]["total"], ocr["timings_ms"]
 
 
 def test_base64_without_a_data_prefix_is_taken_as_a_pdf(rapid_worker):
