@@ -253,7 +253,9 @@ class JobsBackend:
             self.send_split(job_id)
         except AWS_ERRORS as exc:
             with contextlib.suppress(*AWS_ERRORS):
-                table.complete(job_id, "failed", None, "The job could not be queued; submit it again.")
+                table.complete(
+                    job_id, "failed", None, "The job could not be queued; submit it again.", notify=False
+                )
                 if idempotency_key is not None:
                     table.release_idempotency_key(owner, idempotency_key, job_id)
             raise self.unavailable(

@@ -84,21 +84,23 @@ class JobConsumer:
         self.inflight: set[asyncio.Task[None]] = set()
         # Completion events (SNS, webhook) on their own pool: a slow receiver never holds a page slot.
         self.notify = Notifier(settings.jobs_topic_arn, settings.aws_region,
-                               allow_loopback=settings.allow_loopback_webhooks)  # fmt: skip
+                               allow_loopback=settings.allow_loopback_webhooks, table=self.table)  # fmt: skip
         self.dlq_url = settings.jobs_dlq_url
         self._task: asyncio.Task[None] | None = None
         self._dlq_task: asyncio.Task[None] | None = None
+        self._sweep_task: asyncio.Task[None] | None = None
         self._stopping = False
 
     def start(self) -> None:
         """Start polling on the running event loop."""
         self._task = asyncio.create_task(self._run(), name="jobs-consumer")
         self._dlq_task = asyncio.create_task(self._drain_dlq(), name="jobs-dlq")
+        self._sweep_task = asyncio.create_task(self._sweep_events(), name="jobs-events")
 
     async def stop(self, timeout: float) -> None:
         """Stop pulling; give pages in flight `timeout` s (unfinished ones are redelivered by SQS)."""
         self._stopping = True
-        for task in (self._task, self._dlq_task):
+        for task in (self._task, self._dlq_task, self._sweep_task):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -287,6 +289,33 @@ class JobConsumer:
 
     async def _finish(self, job_id: str) -> None:
         await self._patient(maybe_finish, self.table, self.store, job_id, self.notify)
+
+    # ---- completion events whose sender died --------------------------------------------------------
+
+    async def _sweep_events(self) -> None:
+        """Send the events of jobs finished more than `jobs_event_retry_s` ago and still marked unsent."""
+        every = max(1.0, self.settings.jobs_event_retry_s / 4)
+        while not self._stopping:
+            try:
+                sent = await self._call(self.resend_overdue_events)
+                if sent:
+                    log.info("jobs: sent %d overdue completion event(s)", sent)
+            except Exception as exc:  # the table briefly down: the marks wait for the next sweep
+                log.warning("jobs: event sweep failed: %s", exc)
+            await asyncio.sleep(every)
+
+    def resend_overdue_events(self) -> int:
+        """One sweep; how many events it queued. A claim is conditional: one worker sends each."""
+        now = int(time.time())
+        queued = 0
+        for due in self.table.notify_due(before=now - self.settings.jobs_event_retry_s):
+            if not self.table.claim_notify(due["id"], due["notify_after"], now):
+                continue  # another worker took it
+            job = self.table.get_job(due["id"])
+            if job is not None:
+                self.notify(job)
+                queued += 1
+        return queued
 
     # ---- the DLQ: pages whose messages gave up uncounted ----------------------------------------
 

@@ -119,15 +119,29 @@ def event(job: dict[str, Any]) -> dict[str, Any]:
 
 
 class Notifier:
-    """Sends completion events on its own small pool, so a slow webhook never holds a page's slot."""
+    """Sends completion events on its own small pool, so a slow webhook never holds a page's slot.
 
-    def __init__(self, topic_arn: str | None, region: str, *, allow_loopback: bool = False, workers: int = 2):
+    With a `table`, a job's outbox mark is dropped once its events are out; a worker that dies first leaves
+    the mark, and another worker's sweep sends the events again (`JobConsumer._sweep_events`).
+    """
+
+    def __init__(self, topic_arn: str | None, region: str, *, allow_loopback: bool = False, workers: int = 2,
+                 table: JobTable | None = None):  # fmt: skip
         self.topic_arn, self.region, self.allow_loopback = topic_arn, region, allow_loopback
+        self.table = table
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="notify")
 
     def __call__(self, job: dict[str, Any]) -> Future[None]:
         """Queue the job's events; returns at once (the job's final status is already written)."""
-        return self.pool.submit(notify, job, self.topic_arn, self.region, allow_loopback=self.allow_loopback)
+        return self.pool.submit(self._send, job)
+
+    def _send(self, job: dict[str, Any]) -> None:
+        sent = notify(job, self.topic_arn, self.region, allow_loopback=self.allow_loopback)
+        if sent and self.table is not None:
+            try:
+                self.table.notified(job["id"])
+            except Exception as exc:  # the mark stays: the event may be sent once more by a sweep
+                log.warning("could not mark the event of %s as sent: %s", job["id"], exc)
 
     def shutdown(self) -> None:
         """Stop taking events; those queued still run (the process may exit before they end)."""
@@ -140,15 +154,21 @@ def _sns(region: str) -> Any:
     return boto3.client("sns", region_name=region, config=CLIENT_CONFIG)
 
 
-def notify(job: dict[str, Any], topic_arn: str | None, region: str, *, allow_loopback: bool = False) -> None:
-    """Publish the completion event and call the webhook; failures are logged, never raised."""
+def notify(job: dict[str, Any], topic_arn: str | None, region: str, *, allow_loopback: bool = False) -> bool:
+    """Publish the completion event and call the webhook; failures are logged, never raised.
+
+    False when the SNS publish failed (worth sending again later); the webhook has its own retries, and a
+    receiver that refused all of them is not called again.
+    """
     body = json.dumps(event(job), separators=(",", ":")).encode()
+    published = True
     if topic_arn:
         try:
             _sns(region).publish(TopicArn=topic_arn, Message=body.decode(), Subject="ocr.job.finished",
                         MessageAttributes={"status": {"DataType": "String", "StringValue": job["status"]}})  # fmt: skip
-        except Exception as exc:  # an event lost is logged; the job's state is already final
+        except Exception as exc:  # the job's state is already final; its outbox mark stays for a later sweep
             log.warning("SNS publish for %s failed: %s", job["id"], exc)
+            published = False
     if job.get("webhook_url") and job.get("webhook_secret"):
         try:
             call_webhook(job["webhook_url"], job["webhook_secret"], body, attempts=WEBHOOK_ATTEMPTS,
@@ -157,6 +177,7 @@ def notify(job: dict[str, Any], topic_arn: str | None, region: str, *, allow_loo
             Exception
         ):  # never raised into the pool: logged with the job, not the URL (it may carry tokens)
             log.exception("webhook for %s failed", job["id"])
+    return published
 
 
 class WebhookRefused(Exception):

@@ -41,6 +41,9 @@ class WorkerSettings(BaseSettings):
     jobs_visibility_s: int = Field(120, ge=5, le=43_200)
     jobs_poll_s: int = Field(10, ge=0, le=20)
     jobs_retry_delay_s: int = Field(2, ge=0, le=900)
+    # A completion event still unsent this long after the job finished is sent again by any worker (its
+    # sender died). Longer than one send can take: 4 webhook attempts of 10 s plus backoff.
+    jobs_event_retry_s: int = Field(120, ge=1, le=86_400)
     # Local stack/tests only: webhooks to a loopback receiver (every other non-public address is always refused).
     allow_loopback_webhooks: bool = False
     # Repetition guard: an n-gram seen before inside the last `window` tokens is blocked.

@@ -6,6 +6,9 @@ status, so a message delivered twice can never count a page twice.
 
 Items (pk, sk):  job#ID, job | job#ID, page#NNNN | idem#OWNER#KEY, idem | usage#OWNER, day#YYYY-MM-DD
 Index `by_owner` (owner, created_id) lists a key's jobs newest first.
+Index `by_notify` (notify_state, notify_after) is sparse: it holds only finished jobs whose completion event
+is not known to be sent. The final status and that mark are one write; the mark goes once the event is out,
+so a worker that dies in between leaves it for another worker to send (events are at least once).
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from gpu_worker.protocol.errors import Conflict, NotFound
 from gpu_worker.protocol.jobs import ACTIVE, IDEMPOTENCY_TTL_S, JobCreate
 
 OWNER_INDEX = "by_owner"
+NOTIFY_INDEX = "by_notify"
+NOTIFY_DUE = "due"
 JOB_TTL_S = 30 * 24 * 3600
 CLIENT_CONFIG = Config(connect_timeout=3, read_timeout=10, retries={"max_attempts": 3, "mode": "standard"})
 
@@ -258,13 +263,20 @@ class JobTable:
             raise
 
     def complete(
-        self, job_id: str, status: str, result: dict[str, str] | None, error: str | None = None
-    ) -> bool:
-        """Set the final status once (only from queued/running); False when someone else already did."""
+        self, job_id: str, status: str, result: dict[str, str] | None, error: str | None = None,
+        *, notify: bool = True,
+    ) -> bool:  # fmt: skip
+        """Set the final status once (only from queued/running); False when someone else already did.
+
+        With `notify`, the same write marks the completion event as due (see `notified`).
+        """
         now = int(time.time())
         names = {"#s": "status"}
         values: dict[str, Any] = {":s": status, ":now": now, ":queued": "queued", ":running": "running"}
         update = "SET #s = :s, updated = :now, finished = :now"
+        if notify:
+            update += ", notify_state = :due, notify_after = :now"
+            values[":due"] = NOTIFY_DUE
         if result is not None:
             update += ", result_keys = :r"
             values[":r"] = result
@@ -287,9 +299,41 @@ class JobTable:
     def cancel(self, job_id: str, owner: str) -> dict[str, Any]:
         """Cancel this key's job if it is still queued or running; the job as it is now."""
         job = self.get_owned(job_id, owner)
-        if job["status"] in ACTIVE:
-            self.complete(job_id, "cancelled", None, error="Cancelled by the caller.")
+        if job["status"] in ACTIVE:  # the caller asked for it: no completion event
+            self.complete(job_id, "cancelled", None, error="Cancelled by the caller.", notify=False)
         return self.get_owned(job_id, owner)
+
+    # ---- completion events (the outbox mark) -----------------------------------------------------
+
+    def notified(self, job_id: str) -> None:
+        """The job's completion event is out (or given up after its retries): drop the mark."""
+        self.table.update_item(Key={"pk": f"job#{job_id}", "sk": "job"},
+                               UpdateExpression="REMOVE notify_state, notify_after")  # fmt: skip
+
+    def notify_due(self, before: int, limit: int = 25) -> list[dict[str, Any]]:
+        """Finished jobs whose event has been due since before `before` (epoch s): (id, notify_after) pairs."""
+        answer = self.table.query(
+            IndexName=NOTIFY_INDEX, Limit=limit,
+            KeyConditionExpression="notify_state = :due AND notify_after < :before",
+            ExpressionAttributeValues={":due": NOTIFY_DUE, ":before": before},
+        )  # fmt: skip
+        return [{"id": item["pk"][len("job#") :], "notify_after": int(item["notify_after"])}
+                for item in answer.get("Items", [])]  # fmt: skip
+
+    def claim_notify(self, job_id: str, seen_after: int, now: int | None = None) -> bool:
+        """Take over sending an overdue event: only one worker wins (the mark moves to `now`)."""
+        try:
+            self.table.update_item(
+                Key={"pk": f"job#{job_id}", "sk": "job"}, UpdateExpression="SET notify_after = :now",
+                ConditionExpression="notify_state = :due AND notify_after = :seen",
+                ExpressionAttributeValues={":now": int(time.time()) if now is None else now, ":seen": seen_after,
+                                           ":due": NOTIFY_DUE},
+            )  # fmt: skip
+            return True
+        except ClientError as exc:
+            if _conditional_failed(exc):
+                return False
+            raise
 
     # ---- usage -----------------------------------------------------------------------------------
 
@@ -325,7 +369,8 @@ def create_resources(*, region: str, endpoint_url: str | None, table: str, queue
     """Create the table, the queue and its DLQ (the local stack and tests; Terraform does this on AWS)."""
     dynamodb = boto3.client("dynamodb", region_name=region, endpoint_url=endpoint_url, config=CLIENT_CONFIG,
                             **credentials)  # fmt: skip
-    keys = [("pk", "S"), ("sk", "S"), ("owner", "S"), ("created_id", "S")]
+    keys = [("pk", "S"), ("sk", "S"), ("owner", "S"), ("created_id", "S"), ("notify_state", "S"),
+            ("notify_after", "N")]  # fmt: skip
     try:
         dynamodb.create_table(
             TableName=table, BillingMode="PAY_PER_REQUEST",
@@ -335,6 +380,10 @@ def create_resources(*, region: str, endpoint_url: str | None, table: str, queue
                 "IndexName": OWNER_INDEX, "Projection": {"ProjectionType": "ALL"},
                 "KeySchema": [{"AttributeName": "owner", "KeyType": "HASH"},
                               {"AttributeName": "created_id", "KeyType": "RANGE"}],
+            }, {
+                "IndexName": NOTIFY_INDEX, "Projection": {"ProjectionType": "KEYS_ONLY"},
+                "KeySchema": [{"AttributeName": "notify_state", "KeyType": "HASH"},
+                              {"AttributeName": "notify_after", "KeyType": "RANGE"}],
             }],
         )  # fmt: skip
     except ClientError as exc:

@@ -87,3 +87,26 @@ def test_records_with_the_old_seconds_key_still_sort_by_time_among_new_ones(jobs
                                             "created_id": created_id(moment, job_id)})  # fmt: skip
     items, _ = jobs_aws.table.list_jobs(owner, 10, None)
     assert [item["id"] for item in items] == [newer_id, old_id, new_id]
+
+
+def test_the_final_status_and_the_unsent_event_mark_are_one_write(jobs_aws):
+    table, job = jobs_aws.table, new_job(jobs_aws)
+    assert table.complete(job["id"], "succeeded", {"markdown": "m", "json": "j"})
+    finished = int(table.get_job(job["id"])["finished"])
+    due = {d["id"]: d for d in table.notify_due(before=finished + 1, limit=100)}
+    assert due[job["id"]]["notify_after"] == finished
+    assert job["id"] not in {d["id"] for d in table.notify_due(before=finished, limit=100)}  # not overdue yet
+    # Two workers find it overdue: one claim wins, and the mark moves on (the next retry waits again).
+    assert table.claim_notify(job["id"], finished, now=finished + 200)
+    assert not table.claim_notify(job["id"], finished, now=finished + 200)
+    assert job["id"] not in {d["id"] for d in table.notify_due(before=finished + 200, limit=100)}
+    table.notified(job["id"])
+    record = table.get_job(job["id"])
+    assert "notify_state" not in record and "notify_after" not in record and record["status"] == "succeeded"
+    assert job["id"] not in {d["id"] for d in table.notify_due(before=finished + 10_000, limit=100)}
+
+
+def test_a_cancelled_job_owes_no_event(jobs_aws):
+    table, job = jobs_aws.table, new_job(jobs_aws, owner="key-owner-cancel")
+    assert table.cancel(job["id"], "key-owner-cancel")["status"] == "cancelled"
+    assert "notify_state" not in table.get_job(job["id"])

@@ -2,6 +2,8 @@
 delivering to an SQS subscription on the same server), however often its last page is delivered."""
 
 import json
+import os
+import signal
 import time
 import uuid
 
@@ -73,3 +75,43 @@ def test_a_finished_job_publishes_one_completion_event(local_s3, jobs_aws, topic
         1,
         0,
     )
+
+
+def test_a_worker_killed_before_the_event_left_does_not_lose_it(local_s3, jobs_aws, topic):
+    """The final status is written, the SNS publish hangs (a paused proxy in front of SNS only), the worker is
+    killed: the next worker finds the event still owed and sends it, once."""
+    from tests.utils.tcp_proxy import TcpProxy
+
+    arn, inbox = topic
+    table, owner = jobs_aws.table, "key-events-owner-2"
+    key = f"uploads/{owner}/{uuid.uuid4().hex}.pdf"
+    local_s3.client().put_object(Bucket=local_s3.bucket, Key=key, Body=pdfs.text_document(1)[0],
+                                 ContentType="application/pdf")  # fmt: skip
+    job = table.create_job(f"job-{uuid.uuid4().hex}", owner,
+                           JobCreate(file=f"s3://{local_s3.bucket}/{key}", task="ocr"), None)  # fmt: skip
+    sns_proxy = TcpProxy(("127.0.0.1", local_s3.port)).start()
+    sns_proxy.pause()
+    env = jobs_aws.worker_env(JOBS_TOPIC_ARN=arn, JOBS_EVENT_RETRY_S="2")
+    first = WorkerProcess(local_s3, AWS_ENDPOINT_URL_SNS=sns_proxy.url, **env).start()
+    second = None
+    try:
+        jobs_aws.sqs.send_message(QueueUrl=jobs_aws.names["queue_url"], MessageBody=split_message(job["id"]))
+        deadline = time.monotonic() + 90
+        while (record := table.get_job(job["id"]))["status"] in ("queued", "running"):
+            assert time.monotonic() < deadline, record
+            time.sleep(0.2)
+        assert record["status"] == "succeeded" and record.get("notify_state") == "due"
+        assert first.process is not None
+        os.killpg(first.process.pid, signal.SIGKILL)  # its publish is still hanging in the proxy
+        first.process.wait(timeout=30)
+        sns_proxy.cut()  # what the dead worker had sent never arrives
+        assert received(jobs_aws, inbox, wait_s=3) == []
+        second = WorkerProcess(local_s3, **env).start()
+        envelopes = received(jobs_aws, inbox, wait_s=12)
+        assert [json.loads(e["Message"])["job"]["id"] for e in envelopes] == [job["id"]]
+        assert "notify_state" not in table.get_job(job["id"])  # sent: no later sweep sends it again
+    finally:
+        for worker in (second, first):
+            if worker is not None:
+                worker.stop()
+        sns_proxy.stop()

@@ -58,10 +58,11 @@ locals {
       {
         # get: get_job, page; query: pages; update: set_pages_total, start_page, complete, finish_page (a
         # TransactWriteItems of three updates); batch write: the page records set_pages_total creates. No PutItem.
+        # notified, claim_notify: updates; notify_due: a query of the by_notify index.
         Sid      = "CountPages"
         Effect   = "Allow"
         Action   = ["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query", "dynamodb:BatchWriteItem"]
-        Resource = [aws_dynamodb_table.this.arn]
+        Resource = [aws_dynamodb_table.this.arn, "${aws_dynamodb_table.this.arn}/index/${local.notify_index}"]
       },
       { Sid = "Completions", Effect = "Allow", Action = ["sns:Publish"], Resource = [aws_sns_topic.completions.arn] },
       {

@@ -1,8 +1,9 @@
 locals {
   tags = merge(var.tags, { component = "jobs" })
-  # Fixed by the code: gpu_worker/protocol/jobs.py (job_prefix) and job_table.py (OWNER_INDEX).
-  jobs_prefix = "jobs/"
-  owner_index = "by_owner"
+  # Fixed by the code: gpu_worker/protocol/jobs.py (job_prefix) and job_table.py (OWNER_INDEX, NOTIFY_INDEX).
+  jobs_prefix  = "jobs/"
+  owner_index  = "by_owner"
+  notify_index = "by_notify"
 }
 
 # ---- queue + DLQ --------------------------------------------------------------------------------
@@ -60,6 +61,14 @@ resource "aws_dynamodb_table" "this" {
     name = "created_id"
     type = "S"
   }
+  attribute {
+    name = "notify_state"
+    type = "S"
+  }
+  attribute {
+    name = "notify_after"
+    type = "N"
+  }
 
   # GET /v1/jobs lists one key's jobs, newest first.
   global_secondary_index {
@@ -67,6 +76,15 @@ resource "aws_dynamodb_table" "this" {
     hash_key        = "owner"
     range_key       = "created_id"
     projection_type = "ALL"
+  }
+
+  # Sparse: only finished jobs whose completion event is not known to be sent. Workers sweep it, so an
+  # event whose sender died is sent by another (job_table.py NOTIFY_INDEX, consumer._sweep_events).
+  global_secondary_index {
+    name            = local.notify_index
+    hash_key        = "notify_state"
+    range_key       = "notify_after"
+    projection_type = "KEYS_ONLY"
   }
 
   ttl {

@@ -65,12 +65,12 @@ output "encryption" {
 }
 
 output "table_features" {
-  description = "Billing mode, point-in-time recovery, TTL attribute and listing index of the table."
+  description = "Billing mode, point-in-time recovery, TTL attribute and indexes of the table."
   value = {
     billing = aws_dynamodb_table.this.billing_mode
     pitr    = aws_dynamodb_table.this.point_in_time_recovery[0].enabled
     ttl     = aws_dynamodb_table.this.ttl[0].attribute_name
-    index   = one(aws_dynamodb_table.this.global_secondary_index[*].name)
+    indexes = sort(aws_dynamodb_table.this.global_secondary_index[*].name)
   }
 }
 

@@ -24,8 +24,8 @@ run "jobs_queue_table_topic_and_scaling_apply" {
     error_message = "queue, DLQ and table are encrypted at rest"
   }
   assert {
-    condition     = module.jobs.table_features.pitr && module.jobs.table_features.ttl == "ttl" && module.jobs.table_features.billing == "PAY_PER_REQUEST" && module.jobs.table_features.index == "by_owner"
-    error_message = "on-demand table with PITR, TTL on `ttl`, and the by_owner index GET /v1/jobs lists with"
+    condition     = module.jobs.table_features.pitr && module.jobs.table_features.ttl == "ttl" && module.jobs.table_features.billing == "PAY_PER_REQUEST" && module.jobs.table_features.indexes == tolist(["by_notify", "by_owner"])
+    error_message = "on-demand table with PITR, TTL on `ttl`, the by_owner index GET /v1/jobs lists with, and the by_notify index workers sweep for unsent events"
   }
   assert {
     condition     = module.jobs.scaling.expression == "visible / MAX([in_service, 1])" && module.jobs.scaling.from_zero_capacity == 1
@@ -115,6 +115,7 @@ run "every_call_the_code_makes_is_allowed" {
         ["dynamodb:Query", module.jobs.table_arn],                                             # pages
         ["dynamodb:UpdateItem", module.jobs.table_arn],                                        # set_pages_total, start_page, complete, finish_page's transaction
         ["dynamodb:BatchWriteItem", module.jobs.table_arn],                                    # set_pages_total's page records
+        ["dynamodb:Query", "${module.jobs.table_arn}/index/by_notify"],                        # notify_due: the event sweep
         ["sns:Publish", module.jobs.topic_arn],                                                # notify
         ["s3:PutObject", "${module.results_bucket.arn}/jobs/job-1/pages/0001.png"],            # split's page images
         ["s3:GetObject", "${module.results_bucket.arn}/jobs/job-1/pages/0001.png"],            # a page reads its image
