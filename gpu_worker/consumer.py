@@ -65,6 +65,11 @@ def transient(exc: BaseException) -> bool:
     if isinstance(exc, ClientError):
         error = exc.response.get("Error", {})
         status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+        if error.get("Code") == "TransactionCanceledException":
+            # Another worker's count touched the same job item at the same moment: nothing was written,
+            # so the count is simply tried again (a failed condition, a duplicate delivery, is not).
+            reasons = {r.get("Code") for r in exc.response.get("CancellationReasons", [])}
+            return "TransactionConflict" in reasons and "ConditionalCheckFailed" not in reasons
         return status >= 500 or error.get("Code") in RETRYABLE_CODES
     return False
 

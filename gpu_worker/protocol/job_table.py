@@ -14,6 +14,7 @@ so a worker that dies in between leaves it for another worker to send (events ar
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import time
 from decimal import Decimal
 from typing import Any
@@ -80,6 +81,10 @@ class JobTable:
         resource = boto3.resource("dynamodb", region_name=region, endpoint_url=endpoint_url, config=config)
         self.table: Any = resource.Table(table_name)
         self.client: Any = resource.meta.client
+        # One page count at a time from this process: pages of one batch finish together and each count
+        # touches the same job item; DynamoDB would cancel all but one of such concurrent transactions
+        # (TransactionConflict, retried), and a local emulator may even lose one of the additions.
+        self._counting = threading.Lock()
 
     # ---- jobs ------------------------------------------------------------------------------------
 
@@ -236,26 +241,27 @@ class JobTable:
                                        ":a": annotated, **({":e": error[:1000]} if error else {})}  # fmt: skip
         # The resource's client: plain Python values, serialised by boto3 like the Table calls.
         try:
-            self.client.transact_write_items(
-                TransactItems=[
-                    {"Update": {
-                        "TableName": self.name, "Key": {"pk": f"job#{job_id}", "sk": f"page#{page:04d}"},
-                        "UpdateExpression": "SET #s = :s, updated = :now, annotated = :a" + (", #e = :e" if error else ""),
-                        "ConditionExpression": "#s = :queued OR #s = :running",
-                        "ExpressionAttributeNames": page_names, "ExpressionAttributeValues": page_values,
-                    }},
-                    {"Update": {
-                        "TableName": self.name, "Key": {"pk": f"job#{job_id}", "sk": "job"},
-                        "UpdateExpression": f"SET updated = :now ADD {counter} :one",
-                        "ExpressionAttributeValues": {":now": now, ":one": 1},
-                    }},
-                    {"Update": {
-                        "TableName": self.name, "Key": {"pk": f"usage#{job['owner']}", "sk": f"day#{today(now)}"},
-                        "UpdateExpression": "ADD pages :one, prompt_tokens :p, completion_tokens :c",
-                        "ExpressionAttributeValues": {":one": 1, ":p": prompt_tokens, ":c": completion_tokens},
-                    }},
-                ]
-            )  # fmt: skip
+            with self._counting:
+                self.client.transact_write_items(
+                    TransactItems=[
+                        {"Update": {
+                            "TableName": self.name, "Key": {"pk": f"job#{job_id}", "sk": f"page#{page:04d}"},
+                            "UpdateExpression": "SET #s = :s, updated = :now, annotated = :a" + (", #e = :e" if error else ""),
+                            "ConditionExpression": "#s = :queued OR #s = :running",
+                            "ExpressionAttributeNames": page_names, "ExpressionAttributeValues": page_values,
+                        }},
+                        {"Update": {
+                            "TableName": self.name, "Key": {"pk": f"job#{job_id}", "sk": "job"},
+                            "UpdateExpression": f"SET updated = :now ADD {counter} :one",
+                            "ExpressionAttributeValues": {":now": now, ":one": 1},
+                        }},
+                        {"Update": {
+                            "TableName": self.name, "Key": {"pk": f"usage#{job['owner']}", "sk": f"day#{today(now)}"},
+                            "UpdateExpression": "ADD pages :one, prompt_tokens :p, completion_tokens :c",
+                            "ExpressionAttributeValues": {":one": 1, ":p": prompt_tokens, ":c": completion_tokens},
+                        }},
+                    ]
+                )  # fmt: skip
             return True
         except ClientError as exc:
             if _conditional_failed(exc):
