@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -68,6 +69,17 @@ def _conditional_failed(exc: ClientError) -> bool:
             r in ("ConditionalCheckFailed", "None") for r in reasons
         )
     return code == "ConditionalCheckFailedException"
+
+
+def _applied(write: Callable[..., Any], **request: Any) -> bool:
+    """One conditional write: True when it was applied, False when its condition failed (anything else raises)."""
+    try:
+        write(**request)
+        return True
+    except ClientError as exc:
+        if _conditional_failed(exc):
+            return False
+        raise
 
 
 class JobTable:
@@ -150,16 +162,10 @@ class JobTable:
         now = int(time.time())
         item = {"pk": f"idem#{owner}#{key}", "sk": "idem", "job_id": job_id, "fingerprint": fingerprint,
                 "ttl": now + IDEMPOTENCY_TTL_S}  # fmt: skip
-        try:
-            # An expired key (past its ttl, not yet swept by DynamoDB) may be reused.
-            self.table.put_item(
-                Item=item, ConditionExpression="attribute_not_exists(pk) OR #t < :now",
-                ExpressionAttributeNames={"#t": "ttl"}, ExpressionAttributeValues={":now": now},
-            )  # fmt: skip
+        # An expired key (past its ttl, not yet swept by DynamoDB) may be reused.
+        if _applied(self.table.put_item, Item=item, ConditionExpression="attribute_not_exists(pk) OR #t < :now",
+                    ExpressionAttributeNames={"#t": "ttl"}, ExpressionAttributeValues={":now": now}):  # fmt: skip
             return None
-        except ClientError as exc:
-            if not _conditional_failed(exc):
-                raise
         held = _plain(
             self.table.get_item(Key={"pk": item["pk"], "sk": "idem"}, ConsistentRead=True).get("Item")
         )
@@ -172,14 +178,8 @@ class JobTable:
 
     def release_idempotency_key(self, owner: str, key: str, job_id: str) -> None:
         """Free `key` if it still names `job_id` (that job was never queued: a retry may start afresh)."""
-        try:
-            self.table.delete_item(
-                Key={"pk": f"idem#{owner}#{key}", "sk": "idem"}, ConditionExpression="job_id = :j",
-                ExpressionAttributeValues={":j": job_id},
-            )  # fmt: skip
-        except ClientError as exc:
-            if not _conditional_failed(exc):
-                raise
+        _applied(self.table.delete_item, Key={"pk": f"idem#{owner}#{key}", "sk": "idem"},
+                 ConditionExpression="job_id = :j", ExpressionAttributeValues={":j": job_id})  # fmt: skip
 
     def set_pages_total(self, job_id: str, pages: list[int]) -> None:
         """Record the page count and create every page record (queued); safe to repeat."""
@@ -212,24 +212,12 @@ class JobTable:
 
     def start_page(self, job_id: str, page: int) -> bool:
         """Mark a page running; False when it is already finished (a duplicate delivery)."""
-        try:
-            self.table.update_item(
-                Key={"pk": f"job#{job_id}", "sk": f"page#{page:04d}"},
-                UpdateExpression="SET #s = :running, updated = :now ADD attempts :one",
-                ConditionExpression="#s = :queued OR #s = :running",
-                ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues={
-                    ":running": "running",
-                    ":queued": "queued",
-                    ":now": int(time.time()),
-                    ":one": 1,
-                },  # fmt: skip
-            )
-            return True
-        except ClientError as exc:
-            if _conditional_failed(exc):
-                return False
-            raise
+        return _applied(
+            self.table.update_item, Key={"pk": f"job#{job_id}", "sk": f"page#{page:04d}"},
+            UpdateExpression="SET #s = :running, updated = :now ADD attempts :one",
+            ConditionExpression="#s = :queued OR #s = :running", ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={":running": "running", ":queued": "queued", ":now": int(time.time()), ":one": 1},
+        )  # fmt: skip
 
     def finish_page(self, job: dict[str, Any], page: int, *, error: str | None = None,
                     prompt_tokens: int = 0, completion_tokens: int = 0, annotated: bool = False) -> bool:  # fmt: skip
@@ -240,33 +228,28 @@ class JobTable:
         page_values: dict[str, Any] = {":s": status, ":queued": "queued", ":running": "running", ":now": now,
                                        ":a": annotated, **({":e": error[:1000]} if error else {})}  # fmt: skip
         # The resource's client: plain Python values, serialised by boto3 like the Table calls.
-        try:
-            with self._counting:
-                self.client.transact_write_items(
-                    TransactItems=[
-                        {"Update": {
-                            "TableName": self.name, "Key": {"pk": f"job#{job_id}", "sk": f"page#{page:04d}"},
-                            "UpdateExpression": "SET #s = :s, updated = :now, annotated = :a" + (", #e = :e" if error else ""),
-                            "ConditionExpression": "#s = :queued OR #s = :running",
-                            "ExpressionAttributeNames": page_names, "ExpressionAttributeValues": page_values,
-                        }},
-                        {"Update": {
-                            "TableName": self.name, "Key": {"pk": f"job#{job_id}", "sk": "job"},
-                            "UpdateExpression": f"SET updated = :now ADD {counter} :one",
-                            "ExpressionAttributeValues": {":now": now, ":one": 1},
-                        }},
-                        {"Update": {
-                            "TableName": self.name, "Key": {"pk": f"usage#{job['owner']}", "sk": f"day#{today(now)}"},
-                            "UpdateExpression": "ADD pages :one, prompt_tokens :p, completion_tokens :c",
-                            "ExpressionAttributeValues": {":one": 1, ":p": prompt_tokens, ":c": completion_tokens},
-                        }},
-                    ]
-                )  # fmt: skip
-            return True
-        except ClientError as exc:
-            if _conditional_failed(exc):
-                return False
-            raise
+        with self._counting:
+            return _applied(
+                self.client.transact_write_items,
+                TransactItems=[
+                    {"Update": {
+                        "TableName": self.name, "Key": {"pk": f"job#{job_id}", "sk": f"page#{page:04d}"},
+                        "UpdateExpression": "SET #s = :s, updated = :now, annotated = :a" + (", #e = :e" if error else ""),
+                        "ConditionExpression": "#s = :queued OR #s = :running",
+                        "ExpressionAttributeNames": page_names, "ExpressionAttributeValues": page_values,
+                    }},
+                    {"Update": {
+                        "TableName": self.name, "Key": {"pk": f"job#{job_id}", "sk": "job"},
+                        "UpdateExpression": f"SET updated = :now ADD {counter} :one",
+                        "ExpressionAttributeValues": {":now": now, ":one": 1},
+                    }},
+                    {"Update": {
+                        "TableName": self.name, "Key": {"pk": f"usage#{job['owner']}", "sk": f"day#{today(now)}"},
+                        "UpdateExpression": "ADD pages :one, prompt_tokens :p, completion_tokens :c",
+                        "ExpressionAttributeValues": {":one": 1, ":p": prompt_tokens, ":c": completion_tokens},
+                    }},
+                ],
+            )  # fmt: skip
 
     def complete(
         self, job_id: str, status: str, result: dict[str, str] | None, error: str | None = None,
@@ -290,17 +273,9 @@ class JobTable:
             update += ", #e = :e"
             names["#e"] = "error"
             values[":e"] = error[:1000]
-        try:
-            self.table.update_item(
-                Key={"pk": f"job#{job_id}", "sk": "job"}, UpdateExpression=update,
-                ConditionExpression="#s = :queued OR #s = :running",
-                ExpressionAttributeNames=names, ExpressionAttributeValues=values,
-            )  # fmt: skip
-            return True
-        except ClientError as exc:
-            if _conditional_failed(exc):
-                return False
-            raise
+        return _applied(self.table.update_item, Key={"pk": f"job#{job_id}", "sk": "job"}, UpdateExpression=update,
+                        ConditionExpression="#s = :queued OR #s = :running",
+                        ExpressionAttributeNames=names, ExpressionAttributeValues=values)  # fmt: skip
 
     def cancel(self, job_id: str, owner: str) -> dict[str, Any]:
         """Cancel this key's job if it is still queued or running; the job as it is now."""
@@ -328,18 +303,12 @@ class JobTable:
 
     def claim_notify(self, job_id: str, seen_after: int, now: int | None = None) -> bool:
         """Take over sending an overdue event: only one worker wins (the mark moves to `now`)."""
-        try:
-            self.table.update_item(
-                Key={"pk": f"job#{job_id}", "sk": "job"}, UpdateExpression="SET notify_after = :now",
-                ConditionExpression="notify_state = :due AND notify_after = :seen",
-                ExpressionAttributeValues={":now": int(time.time()) if now is None else now, ":seen": seen_after,
-                                           ":due": NOTIFY_DUE},
-            )  # fmt: skip
-            return True
-        except ClientError as exc:
-            if _conditional_failed(exc):
-                return False
-            raise
+        return _applied(
+            self.table.update_item, Key={"pk": f"job#{job_id}", "sk": "job"}, UpdateExpression="SET notify_after = :now",
+            ConditionExpression="notify_state = :due AND notify_after = :seen",
+            ExpressionAttributeValues={":now": int(time.time()) if now is None else now, ":seen": seen_after,
+                                       ":due": NOTIFY_DUE},
+        )  # fmt: skip
 
     # ---- usage -----------------------------------------------------------------------------------
 
