@@ -24,10 +24,11 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from tests.utils.lambda_zip import build_bundle, extract, runtime
+
 ROOT = Path(__file__).resolve().parents[1]
 BEFORE = "f4f801b"  # the edge as the issue measured it (478 ms on a quiet machine)
 HEAVY = ("boto3", "botocore", "httpx", "s3transfer")
-RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six.py")
 PROBE = (
     "import sys; sys.path[:0] = sys.argv[1:]\n"
     "import time; t, c = time.perf_counter(), time.process_time()\n"
@@ -62,21 +63,13 @@ class Target:
 
 def lambda_targets(trees: dict[str, Path], folder: Path) -> dict[str, Target]:
     """Each tree's Lambda zip, built by its own build script, extracted next to a copy of the runtime's boto3."""
-    runtime = folder / "runtime"
-    runtime.mkdir()
-    site = Path(__import__("boto3").__file__).parents[1]
-    for name in RUNTIME_PACKAGES:
-        if (site / name).exists():
-            (runtime / name).symlink_to(site / name)
+    provided = runtime(folder / "runtime")
     targets = {}
     for name, tree in trees.items():
-        bundle = folder / f"{name}.zip"
-        subprocess.run([sys.executable, str(tree / "scripts" / "build_lambda.py"), "--out", str(bundle)], check=True,
-                       capture_output=True, timeout=900)  # fmt: skip
-        zipfile.ZipFile(bundle).extractall(folder / name)
+        bundle = build_bundle(folder / f"{name}.zip", tree)
         pyc = sum(n.endswith(".pyc") for n in zipfile.ZipFile(bundle).namelist())
         print(f"{name} zip: {bundle.stat().st_size / 2**20:.1f} MiB, {pyc} .pyc files")
-        targets[name] = Target(folder / name, [runtime], lambda_like=True)
+        targets[name] = Target(extract(bundle, folder / name), [provided], lambda_like=True)
     return targets
 
 

@@ -3,7 +3,6 @@
 import importlib
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
 import httpx
@@ -12,9 +11,9 @@ import pytest
 from edge_api.app import build_app, stage_prefix
 from edge_api.settings import EdgeSettings
 from scripts.local_stack import free_port
-from tests.edge_api.test_lambda_zip import RUNTIME_PACKAGES
 from tests.utils.apigw import STAGE, rest_event
 from tests.utils.docs_page import assert_docs_offline, lambda_fetch
+from tests.utils.lambda_zip import extract, runtime
 from tests.utils.servers import ServerThread
 
 pytestmark = pytest.mark.integration
@@ -98,18 +97,9 @@ def test_stage_prefix_from_api_gateway_events():
 
 
 @pytest.mark.slow
-def test_docs_from_the_lambda_zip_alone(tmp_path):
+def test_docs_from_the_lambda_zip_alone(lambda_bundle, tmp_path):
     """The zip carries what the page loads: served by the handler with only the zip and Lambda's runtime."""
-    bundle = tmp_path / "edge_lambda.zip"
-    subprocess.run([sys.executable, str(ROOT / "scripts" / "build_lambda.py"), "--out", str(bundle)], check=True,
-                   capture_output=True, timeout=600)  # fmt: skip
-    code_dir, runtime = tmp_path / "task", tmp_path / "runtime"
-    zipfile.ZipFile(bundle).extractall(code_dir)
-    runtime.mkdir()
-    site = Path(__import__("boto3").__file__).parents[1]
-    for name in RUNTIME_PACKAGES:
-        if (site / name).exists():
-            (runtime / name).symlink_to(site / name)
+    code_dir, runtime_dir = extract(lambda_bundle, tmp_path / "task"), runtime(tmp_path / "runtime")
     script = (
         # The repo last, only for the stdlib-only test helpers: the zip's packages shadow its own.
         "import sys; sys.path[:0] = sys.argv[1:3]; sys.path.append(sys.argv[3])\n"
@@ -122,6 +112,6 @@ def test_docs_from_the_lambda_zip_alone(tmp_path):
     )
     env = {"PATH": "/usr/bin:/bin", "AWS_DEFAULT_REGION": "us-west-2", "WORKER_URL": "http://127.0.0.1:9",
            "EMIT_METRICS": "false"}  # fmt: skip
-    result = subprocess.run([sys.executable, "-B", "-I", "-S", "-c", script, str(code_dir), str(runtime), str(ROOT)],
+    result = subprocess.run([sys.executable, "-B", "-I", "-S", "-c", script, str(code_dir), str(runtime_dir), str(ROOT)],
                             capture_output=True, text=True, env=env, timeout=120)  # fmt: skip
     assert result.stdout.strip().endswith("docs ok"), result.stderr[-3000:]

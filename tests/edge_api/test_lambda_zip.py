@@ -3,22 +3,17 @@
 import subprocess
 import sys
 import zipfile
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six.py")
+from tests.utils.lambda_zip import extract, runtime
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def bundle(tmp_path_factory):
-    out = tmp_path_factory.mktemp("lambda") / "edge_lambda.zip"
-    subprocess.run([sys.executable, str(ROOT / "scripts" / "build_lambda.py"), "--out", str(out)], check=True,
-                   capture_output=True, timeout=600)  # fmt: skip
-    return out
+def bundle(lambda_bundle):
+    return lambda_bundle
 
 
 def test_zip_holds_the_edge_and_the_contract_and_nothing_heavy(bundle):
@@ -54,14 +49,7 @@ def cached(source: str) -> str:
 
 
 def test_both_handlers_import_with_only_the_zip_and_the_runtime(bundle, tmp_path):
-    code_dir = tmp_path / "task"
-    zipfile.ZipFile(bundle).extractall(code_dir)
-    runtime = tmp_path / "runtime"
-    runtime.mkdir()
-    site = Path(__import__("boto3").__file__).parents[1]
-    for name in RUNTIME_PACKAGES:
-        if (site / name).exists():
-            (runtime / name).symlink_to(site / name)
+    code_dir, runtime_dir = extract(bundle, tmp_path / "task"), runtime(tmp_path / "runtime")
     script = (
         "import sys; sys.path[:0] = [sys.argv[1], sys.argv[2]]\n"
         "import edge_api.handler, edge_api.authorizer\n"
@@ -75,6 +63,6 @@ def test_both_handlers_import_with_only_the_zip_and_the_runtime(bundle, tmp_path
         "print('ok')\n"
     )
     env = {"PATH": "/usr/bin:/bin", "AWS_DEFAULT_REGION": "us-west-2", "WORKER_URL": "http://worker.internal"}
-    result = subprocess.run([sys.executable, "-B", "-I", "-S", "-c", script, str(code_dir), str(runtime)],
+    result = subprocess.run([sys.executable, "-B", "-I", "-S", "-c", script, str(code_dir), str(runtime_dir)],
                             capture_output=True, text=True, env=env, timeout=120)  # fmt: skip
     assert result.stdout.strip() == "ok", result.stderr
