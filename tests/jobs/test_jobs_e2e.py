@@ -5,20 +5,18 @@ usage, hostile documents and a duplicate delivery.
 """
 
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import httpx
 import pytest
 
 from gpu_worker.job_output import verify
 from gpu_worker.protocol import page_message
-from scripts.local_stack import free_port
 from tests.jobs.conftest import KEYS, EdgeCaller
 from tests.utils import pdfs
 from tests.utils.requests import data_url
 from tests.utils.servers import EdgeProcess, WorkerProcess
+from tests.utils.webhooks import Receiver
 
 pytestmark = pytest.mark.integration
 
@@ -205,28 +203,6 @@ def test_usage_counts_pages_tokens_and_jobs(alice):
     assert httpx.get(alice.url + "/v1/usage?days=0", headers=alice.headers, timeout=10).status_code == 422
 
 
-class Receiver:
-    """A webhook receiver on loopback that keeps what it was sent."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[dict[str, str], bytes]] = []
-        calls = self.calls
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                calls.append(({k.lower(): v for k, v in self.headers.items()}, body))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.port = free_port()
-        self.server = HTTPServer(("127.0.0.1", self.port), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-
 def test_the_webhook_is_signed_and_verifiable(alice):
     receiver = Receiver()
     try:
@@ -239,14 +215,14 @@ def test_the_webhook_is_signed_and_verifiable(alice):
         deadline = time.monotonic() + 20
         while not receiver.calls and time.monotonic() < deadline:
             time.sleep(0.2)
-        headers, body = receiver.calls[0]
+        headers, body = receiver.calls[0].headers, receiver.calls[0].body
         assert verify(secret, headers["x-ocr-timestamp"], body, headers["x-ocr-signature"])
         assert not verify("wrong-secret", headers["x-ocr-timestamp"], body, headers["x-ocr-signature"])
         event = json.loads(body)
         assert event["type"] == "ocr.job.finished" and event["job"]["id"] == created["id"]
         assert event["job"]["status"] == "succeeded"
     finally:
-        receiver.server.shutdown()
+        receiver.stop()
 
 
 def test_inline_requests_count_in_usage_too(bob):

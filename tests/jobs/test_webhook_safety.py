@@ -9,7 +9,6 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 import pytest
@@ -17,7 +16,7 @@ import pytest
 from gpu_worker import job_output
 from gpu_worker.job_output import Notifier, WebhookRefused, call_webhook, check_webhook, fail_job
 from gpu_worker.protocol.job_table import JobTable
-from scripts.local_stack import free_port
+from tests.utils.webhooks import Receiver
 
 
 def resolver_for(*addresses: str, calls: list[str] | None = None) -> Any:
@@ -32,33 +31,11 @@ def resolver_for(*addresses: str, calls: list[str] | None = None) -> Any:
     return resolve
 
 
-class Receiver:
-    """A webhook receiver on loopback that keeps the Host header and path of each call."""
-
-    def __init__(self, status: int = 204) -> None:
-        self.calls: list[tuple[str, str]] = []
-        calls = self.calls
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
-                self.rfile.read(int(self.headers["Content-Length"]))
-                calls.append((self.headers["Host"], self.path))
-                self.send_response(status)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.port = free_port()
-        self.server = HTTPServer(("127.0.0.1", self.port), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-
 @pytest.fixture
 def receiver():
     server = Receiver()
     yield server
-    server.server.shutdown()
+    server.stop()
 
 
 @pytest.mark.parametrize(
@@ -99,7 +76,9 @@ def test_the_checked_address_is_used_with_the_original_host_header(receiver):
     # The name does not exist in DNS: the call reaches the receiver only through the address we checked.
     url = f"http://hooks.invalid:{receiver.port}/hook?token=abc"
     assert call_webhook(url, "s", b"{}", attempts=1, allow_loopback=True, resolver=resolver_for("127.0.0.1"))
-    assert receiver.calls == [(f"hooks.invalid:{receiver.port}", "/hook?token=abc")]
+    assert [(c.host, c.path) for c in receiver.calls] == [
+        (f"hooks.invalid:{receiver.port}", "/hook?token=abc")
+    ]
 
 
 def test_every_attempt_resolves_again_so_a_rebound_name_is_refused(receiver):
@@ -118,7 +97,7 @@ def test_every_attempt_resolves_again_so_a_rebound_name_is_refused(receiver):
         )
         assert asked == ["hooks.invalid"] * 3 and len(failing.calls) == 1  # only the first (loopback) answer
     finally:
-        failing.server.shutdown()
+        failing.stop()
 
 
 def test_the_log_names_the_host_never_the_url(caplog):
@@ -131,7 +110,7 @@ def test_the_log_names_the_host_never_the_url(caplog):
             call_webhook(url, "s", b"{}", attempts=1, resolver=resolver_for("10.1.1.1"))
         assert "hooks.invalid" in caplog.text and "sekrit" not in caplog.text and "/hook" not in caplog.text
     finally:
-        failing.server.shutdown()
+        failing.stop()
 
 
 class Trickler:
