@@ -41,22 +41,33 @@ def received(jobs_aws, inbox: str, wait_s: float) -> list[dict]:
     return envelopes
 
 
-def test_a_finished_job_publishes_one_completion_event(local_s3, jobs_aws, topic):
-    arn, inbox = topic
-    table, owner = jobs_aws.table, "key-events-owner-1"
+def one_page_job(local_s3, table, owner: str) -> dict:
+    """A queued job record for a one-page PDF uploaded under `owner` (its split message not sent yet)."""
     key = f"uploads/{owner}/{uuid.uuid4().hex}.pdf"
     local_s3.client().put_object(Bucket=local_s3.bucket, Key=key, Body=pdfs.text_document(1)[0],
                                  ContentType="application/pdf")  # fmt: skip
-    job = table.create_job(f"job-{uuid.uuid4().hex}", owner,
-                           JobCreate(file=f"s3://{local_s3.bucket}/{key}", task="ocr"), None)  # fmt: skip
+    return table.create_job(f"job-{uuid.uuid4().hex}", owner,
+                            JobCreate(file=f"s3://{local_s3.bucket}/{key}", task="ocr"), None)  # fmt: skip
+
+
+def finished(table, job_id: str, timeout: float = 90) -> dict:
+    """The job's record once it is no longer queued or running."""
+    deadline = time.monotonic() + timeout
+    while (record := table.get_job(job_id))["status"] in ("queued", "running"):
+        assert time.monotonic() < deadline, record
+        time.sleep(0.2)
+    return record
+
+
+def test_a_finished_job_publishes_one_completion_event(local_s3, jobs_aws, topic):
+    arn, inbox = topic
+    table = jobs_aws.table
+    job = one_page_job(local_s3, table, "key-events-owner-1")
     queue = jobs_aws.names["queue_url"]
     worker = WorkerProcess(local_s3, **jobs_aws.worker_env(JOBS_TOPIC_ARN=arn)).start()
     try:
         jobs_aws.sqs.send_message(QueueUrl=queue, MessageBody=split_message(job["id"]))
-        deadline = time.monotonic() + 90
-        while (record := table.get_job(job["id"]))["status"] in ("queued", "running"):
-            assert time.monotonic() < deadline, record
-            time.sleep(0.5)
+        record = finished(table, job["id"])
         assert record["status"] == "succeeded"
         for _ in range(2):  # the last page delivered again: counted once, announced once
             jobs_aws.sqs.send_message(QueueUrl=queue, MessageBody=page_message(job["id"], 1))
@@ -83,12 +94,8 @@ def test_a_worker_killed_before_the_event_left_does_not_lose_it(local_s3, jobs_a
     from tests.utils.tcp_proxy import TcpProxy
 
     arn, inbox = topic
-    table, owner = jobs_aws.table, "key-events-owner-2"
-    key = f"uploads/{owner}/{uuid.uuid4().hex}.pdf"
-    local_s3.client().put_object(Bucket=local_s3.bucket, Key=key, Body=pdfs.text_document(1)[0],
-                                 ContentType="application/pdf")  # fmt: skip
-    job = table.create_job(f"job-{uuid.uuid4().hex}", owner,
-                           JobCreate(file=f"s3://{local_s3.bucket}/{key}", task="ocr"), None)  # fmt: skip
+    table = jobs_aws.table
+    job = one_page_job(local_s3, table, "key-events-owner-2")
     sns_proxy = TcpProxy(("127.0.0.1", local_s3.port)).start()
     sns_proxy.pause()
     env = jobs_aws.worker_env(JOBS_TOPIC_ARN=arn, JOBS_EVENT_RETRY_S="2")
@@ -96,10 +103,7 @@ def test_a_worker_killed_before_the_event_left_does_not_lose_it(local_s3, jobs_a
     second = None
     try:
         jobs_aws.sqs.send_message(QueueUrl=jobs_aws.names["queue_url"], MessageBody=split_message(job["id"]))
-        deadline = time.monotonic() + 90
-        while (record := table.get_job(job["id"]))["status"] in ("queued", "running"):
-            assert time.monotonic() < deadline, record
-            time.sleep(0.2)
+        record = finished(table, job["id"])
         assert record["status"] == "succeeded" and record.get("notify_state") == "due"
         assert first.process is not None
         os.killpg(first.process.pid, signal.SIGKILL)  # its publish is still hanging in the proxy
