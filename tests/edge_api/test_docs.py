@@ -12,7 +12,7 @@ from edge_api.app import build_app, stage_prefix
 from edge_api.settings import EdgeSettings
 from scripts.local_stack import free_port
 from tests.utils.apigw import STAGE, rest_event
-from tests.utils.docs_page import assert_docs_offline, lambda_fetch
+from tests.utils.docs_page import assert_asset_folder_closed, assert_docs_offline, lambda_fetch
 from tests.utils.lambda_zip import extract, runtime
 from tests.utils.servers import ServerThread
 
@@ -59,13 +59,7 @@ def test_docs_load_everything_from_the_edge_without_a_key(edge, page):
 
 def test_docs_open_nothing_else(edge):
     assert httpx.get(edge.url + "/v1/models").status_code == 401
-    for path in (
-        "/static-offline-docs/",
-        "/static-offline-docs/..%2Fcore.py",
-        "/static-offline-docs/missing.js",
-    ):
-        response = httpx.get(edge.url + path)
-        assert response.status_code == 404 and response.json()["error"]["type"] == "not_found_error", path
+    assert_asset_folder_closed(edge.url)
 
 
 @pytest.mark.parametrize("page", ["/docs", "/redoc"])
@@ -105,7 +99,7 @@ def test_docs_from_the_lambda_zip_alone(lambda_bundle, tmp_path):
         "import sys; sys.path[:0] = sys.argv[1:3]; sys.path.append(sys.argv[3])\n"
         "import edge_api.handler, fastapi_offline\n"
         "assert edge_api.handler.__file__.startswith(sys.argv[1]) and fastapi_offline.__file__.startswith(sys.argv[1])\n"
-        "from tests.utils.docs_page import assert_docs_offline, lambda_fetch\n"
+        "from tests.utils.docs_page import assert_asset_folder_closed, assert_docs_offline, lambda_fetch\n"
         "for page in ('/docs', '/redoc'):\n"
         f"    assert_docs_offline(lambda_fetch(edge_api.handler.handler), page, prefix={PREFIX!r})\n"
         "print('docs ok')\n"

@@ -58,3 +58,16 @@ def assert_docs_offline(fetch: Fetch, docs_path: str, prefix: str = "") -> dict[
             openapi = json.loads(body)
     assert openapi["openapi"].startswith("3.") and openapi["paths"], openapi
     return openapi
+
+
+def assert_asset_folder_closed(base_url: str) -> None:
+    """The docs' asset folder serves its own files only: no listing, no way out of it, 404 in the error shape."""
+    import httpx
+
+    for path in (
+        "/static-offline-docs/",
+        "/static-offline-docs/..%2Fcore.py",
+        "/static-offline-docs/missing.js",
+    ):
+        response = httpx.get(base_url + path)
+        assert response.status_code == 404 and response.json()["error"]["type"] == "not_found_error", path
