@@ -138,7 +138,11 @@ class TcpProxy:
         self._pump(client, upstream)
 
     def _pump(self, source: socket.socket, target: socket.socket) -> None:
-        source.settimeout(_POLL_S)
+        try:
+            source.settimeout(_POLL_S)
+        except OSError:  # already reset by a cut or a stop before this thread began
+            self._reset(target)
+            return
         while True:
             try:
                 data = source.recv(65536)
