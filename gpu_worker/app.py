@@ -13,6 +13,7 @@ from fastapi import FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from fastapi_offline import FastAPIOffline
+from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gpu_worker.consumer import start_jobs_consumer
@@ -135,19 +136,26 @@ def build_app(
         owner = x_ocr_owner if from_edge else None
         received = getattr(request.state, "received", None) or time.perf_counter()
         headers = {"X-Request-ID": request_id}
+        job = None
         try:
             job = await service.accept(body, request_id, owner, received)
+            # The result is written once the answer has gone out (the background runs after the last send).
+            answered = BackgroundTask(job.answered.set)
             if body.stream:
                 return StreamingResponse(
-                    service.stream(job), media_type="text/event-stream",
+                    service.stream(job), media_type="text/event-stream", background=answered,
                     headers={**headers, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
                 )  # fmt: skip
             response = await service.wait(job)
         except ServiceError as exc:
             service.metrics.requests.labels(status=str(exc.status)).inc()
+            if job is not None:
+                job.answered.set()
             return error_response(exc, request_id)
         # pydantic writes the JSON itself (no dict and json.dumps in between)
-        return Response(response.model_dump_json(), media_type="application/json", headers=headers)
+        return Response(
+            response.model_dump_json(), media_type="application/json", headers=headers, background=answered
+        )
 
     app.add_middleware(BodyLimit, limit=body_limit, timeout_s=settings.body_timeout_s, respond=error_response)
     return app

@@ -126,7 +126,9 @@ async def _finish_document(
         status = _status_of(failed)
         body = failed.to_body() if isinstance(failed, ServiceError) else {"error": {"message": str(failed)}}
         document = _stored(job, status, body)
-        service.writer.submit(job.request_id, lambda: [_json_object(prefix + "result.json", document)])
+        service.writer.submit(
+            job.request_id, lambda: [_json_object(prefix + "result.json", document)], job.answered
+        )
         service.metrics.requests.labels(status=str(status)).inc()
         raise failed
     # Pages that shared a batch shared its engine time: count each batch once.
@@ -219,4 +221,4 @@ def _store(
         ]
         return [*images, _json_object(json_key, document)]
 
-    service.writer.submit(job.request_id, build)
+    service.writer.submit(job.request_id, build, job.answered)

@@ -22,6 +22,9 @@ from gpu_worker.storage import ResultStore
 
 log = logging.getLogger(__name__)
 S3_ERRORS = (ClientError, BotoCoreError, OSError)
+# A write waits for its answer to be handed to the server (the answer must not share the GIL with botocore),
+# but never longer than this: a client that never reads its answer does not hold its result back.
+ANSWER_WAIT_S = 2.0
 
 
 class ResultWriter:
@@ -80,15 +83,23 @@ class ResultWriter:
         except OSError:
             return False
 
-    def submit(self, request_id: str, build: Callable[[], list[StoredObject]]) -> asyncio.Task[bool]:
-        """Build (annotate, serialise) and store one result in the background; the task says if it was kept."""
-        task = asyncio.create_task(self._write(request_id, build))
+    def submit(
+        self, request_id: str, build: Callable[[], list[StoredObject]], after: asyncio.Event | None = None
+    ) -> asyncio.Task[bool]:
+        """Build (annotate, serialise) and store one result in the background, once `after` is set (the answer
+        has gone out) or ANSWER_WAIT_S has passed; the task says if it was kept."""
+        task = asyncio.create_task(self._write(request_id, build, after))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
 
-    async def _write(self, request_id: str, build: Callable[[], list[StoredObject]]) -> bool:
+    async def _write(
+        self, request_id: str, build: Callable[[], list[StoredObject]], after: asyncio.Event | None
+    ) -> bool:
         loop = asyncio.get_running_loop()
+        if after is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(after.wait(), ANSWER_WAIT_S)
         try:
             objects = await loop.run_in_executor(self.s3_pool, build)
         except Exception:

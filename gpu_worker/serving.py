@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -81,6 +81,9 @@ class Job:
     owner: str | None = None
     pieces: asyncio.Queue[str] | None = None
     task: asyncio.Task[ChatCompletion] | None = None
+    # Set by the route once the answer is handed to the server: the result write starts after it, off the
+    # response path (at one caller it otherwise competed with sending the answer: +10 ms p50).
+    answered: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class OcrService:
@@ -293,7 +296,9 @@ class OcrService:
             body = result.error.to_body() if isinstance(result.error, ServiceError) else {
                 "error": {"message": str(result.error)}}  # fmt: skip
             document = _stored(job, status, body)
-            self.writer.submit(job.request_id, lambda: [_json_object(prefix + "result.json", document)])
+            self.writer.submit(
+                job.request_id, lambda: [_json_object(prefix + "result.json", document)], job.answered
+            )
             self.metrics.requests.labels(status=str(status)).inc()
             raise result.error
         total_ms = (time.perf_counter() - job.received) * 1000
@@ -347,7 +352,7 @@ class OcrService:
             objects = [StoredObject(png_key, annotate_png(image, boxes), "image/png")] if boxes else []
             return [*objects, _json_object(json_key, document)]
 
-        self.writer.submit(job.request_id, build)
+        self.writer.submit(job.request_id, build, job.answered)
 
 
 def _status_of(error: Exception) -> int:
