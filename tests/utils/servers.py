@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -66,6 +67,29 @@ class LocalS3:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"no object ending with {suffix} within {timeout} s")
             time.sleep(0.1)
+
+
+class LocalS3Process(LocalS3):
+    """The same local S3 API as a process of its own (`python -m moto.server`, as the local stack runs it), for
+    benchmarks: moto's request handling must not share the GIL with the client that measures."""
+
+    def __init__(self, bucket: str = "ocr-results") -> None:
+        super().__init__(bucket)
+        self.log = Path(tempfile.mkdtemp(prefix="local-s3-")) / "s3.log"
+        self._service = Service("local S3", [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
+                                str(self.port)], {**os.environ, **AWS_ENV}, self.endpoint + "/moto-api/",
+                                log=self.log)  # fmt: skip
+
+    def start(self) -> LocalS3Process:
+        self._service.start()
+        self._service.wait_healthy(60)
+        self.client().create_bucket(
+            Bucket=self.bucket, CreateBucketConfiguration={"LocationConstraint": "us-west-2"}
+        )
+        return self
+
+    def stop(self) -> None:
+        self._service.stop()
 
 
 class ServiceProcess:
