@@ -23,10 +23,10 @@ from edge_api import chat, jobs, results, uploads
 from edge_api.deps import aws_event
 from edge_api.errors import RelayedError, error_response
 from edge_api.forward import WorkerClient
-from edge_api.limits import BodyLimit
 from edge_api.observability import EdgeMetrics, make_logger
 from edge_api.settings import EdgeSettings
 from edge_api.store import EdgeStore
+from gpu_worker.limits import BodyLimit
 from gpu_worker.protocol import ServiceError
 
 ROUTERS = (chat.router, uploads.router, results.router, jobs.router)
@@ -52,7 +52,8 @@ def build_app(
     app.add_middleware(StagePrefix)  # inside the access log: it logs the path as API Gateway gave it
     # Added before the access log, so it sits inside it: refused bodies are logged and metered too.
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes, timeout_s=settings.http_body_timeout_s,
-                       respond=lambda exc, scope: error_response(exc, Request(scope), log))  # fmt: skip
+                       respond=lambda exc, scope: error_response(exc, Request(scope), log),
+                       hint="; upload large images with POST /v1/uploads")  # fmt: skip
     install_access_log(app, log, meter)
 
     @app.get("/health", response_model=None)

@@ -157,5 +157,10 @@ def build_app(
             response.model_dump_json(), media_type="application/json", headers=headers, background=answered
         )
 
-    app.add_middleware(BodyLimit, limit=body_limit, timeout_s=settings.body_timeout_s, respond=error_response)
+    app.add_middleware(
+        BodyLimit,
+        limit=body_limit,
+        timeout_s=settings.body_timeout_s,
+        respond=lambda exc, scope: error_response(exc),
+    )
     return app
