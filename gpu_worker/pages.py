@@ -78,16 +78,20 @@ async def accept_document(
         for page in pages
     ]
     budget = service._remaining(received) * settings.admission_wait_fraction
+    # A stream carries the first page's text as it is generated; the pages after it follow when all are done
+    # (the engine says when a page's text is complete only by finishing the batch).
+    pieces: asyncio.Queue[str] | None = asyncio.Queue() if spec.stream else None
     pendings: list[Pending] = []
     try:
-        for request in requests:
-            pendings.append(service.loop.submit(request, None, budget))
+        for index, request in enumerate(requests):
+            on_piece = pieces.put_nowait if pieces is not None and index == 0 else None
+            pendings.append(service.loop.submit(request, on_piece, budget))
     except ServiceError:
         for pending in pendings:  # half a document is no answer: drop the pages already queued
             pending.future.cancel()
         raise
     # The job's own request/pending are the first page's (its size and queue time); `_finish_document` owns the rest.
-    job = Job(request_id, spec, requests[0], pendings[0], received, owner, None)
+    job = Job(request_id, spec, requests[0], pendings[0], received, owner, pieces)
     job.task = asyncio.create_task(_finish_document(service, job, pages, requests, pendings))
     service._jobs.add(job.task)
     job.task.add_done_callback(service._jobs.discard)

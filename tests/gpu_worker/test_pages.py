@@ -145,6 +145,22 @@ def test_a_streamed_pdf_ends_with_the_pages(client):
     assert len(chunks[-1].model_extra["ocr"]["pages"]) == 2
 
 
+def test_a_streamed_pdf_sends_the_first_page_before_the_rest_and_adds_up_to_the_answer(client):
+    """The whole text came in one piece at the end; the first page now streams as it is read."""
+    data, texts = pdfs.text_document(3)
+    message = file_message(data)
+    answer = client.chat.completions.create(
+        model="deepseek-ocr", messages=message, extra_body={"task": "ocr"}
+    )
+    stream = client.chat.completions.create(
+        model="deepseek-ocr", messages=message, extra_body={"task": "ocr"}, stream=True
+    )
+    deltas = [c.choices[0].delta.content for c in stream if c.choices and c.choices[0].delta.content]
+    assert len(deltas) >= 2, deltas
+    assert texts[0][0].lower() in squash(deltas[0]) and "<!-- page" not in deltas[0]
+    assert "".join(deltas) == answer.choices[0].message.content
+
+
 def test_through_the_edge_with_the_openai_client(edge_server, edge_keys):
     data, texts = pdfs.text_document(3)
     client = openai.OpenAI(base_url=edge_server.url + "/v1", api_key=edge_keys[0], max_retries=0, timeout=120)
@@ -185,6 +201,15 @@ def test_the_deepseek_engine_reads_a_pdf_page_by_page(deepseek_worker):
     assert ocr["image_tokens"] == 3 * MODES["tiny"].image_tokens < reply.usage.prompt_tokens
     # The pages ran as one batch: its engine time counts once, within the request's total.
     assert 0 < ocr["timings_ms"]["inference"] <= ocr["timings_ms"]["total"], ocr["timings_ms"]
+    # Streamed, the first page's tokens come as they are generated, and the stream adds up to the same answer.
+    stream = client.chat.completions.create(
+        model="deepseek-ocr",
+        messages=file_message(data),
+        extra_body={"task": "ocr", "mode": "tiny"},
+        stream=True,
+    )
+    deltas = [c.choices[0].delta.content for c in stream if c.choices and c.choices[0].delta.content]
+    assert "".join(deltas) == content and len(deltas) >= 2, deltas
 
 
 def test_base64_without_a_data_prefix_is_taken_as_a_pdf(rapid_worker):
