@@ -6,7 +6,7 @@ import datetime as dt
 import json
 import time
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import boto3
 from botocore.auth import S3SigV4QueryAuth
@@ -67,12 +67,17 @@ class ResultStore:
             probe = self.client.generate_presigned_url(
                 "get_object", Params={"Bucket": self.bucket, "Key": marker}, ExpiresIn=self.ttl
             )
+            # The scope botocore signed with (its endpoint rules may pick another region than the client's,
+            # e.g. us-east-1 for aws-global): X-Amz-Credential = key/date/region/service/aws4_request.
+            scope = unquote(parse_qs(urlsplit(probe).query)["X-Amz-Credential"][0]).split("/")
+            self._link_scope = scope[2], scope[3]
             self._link_base = probe.split("?", 1)[0].removesuffix(marker)
         if self.credentials is None:
             raise NoCredentialsError()
         request = AWSRequest(method="GET", url=self._link_base + quote(key, safe="/~"))
+        region, service = self._link_scope
         signer = S3SigV4QueryAuth(
-            self.credentials.get_frozen_credentials(), "s3", self.client.meta.region_name, expires=self.ttl
+            self.credentials.get_frozen_credentials(), service, region, expires=self.ttl
         )
         signer.add_auth(request)
         return Link(key=key, url=request.prepare().url, expires_at=int(time.time()) + self.ttl)

@@ -18,9 +18,13 @@ KEYS = [
 ]
 
 
-@pytest.mark.parametrize("endpoint", ["http://127.0.0.1:4566", None], ids=["local-endpoint", "aws"])
+@pytest.mark.parametrize(
+    "endpoint,region",
+    [("http://127.0.0.1:4566", "eu-west-1"), (None, "eu-west-1"), (None, "us-east-1"), (None, "aws-global")],
+    ids=["local-endpoint", "aws", "us-east-1", "aws-global"],  # aws-global: botocore signs for us-east-1
+)
 @pytest.mark.parametrize("token", [None, "session-token/+="], ids=["keys", "session"])
-def test_a_link_is_the_url_botocore_presigns(monkeypatch, endpoint, token):
+def test_a_link_is_the_url_botocore_presigns(monkeypatch, endpoint, region, token):
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
     if token:
