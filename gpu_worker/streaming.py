@@ -60,7 +60,11 @@ async def sse_events(
         rest = ""
         while not pieces.empty():
             rest += cleaner.feed(pieces.get_nowait())
-        rest += cleaner.finish(response.choices[0].message.content)
+        # A document streamed only its first page: the pages after it are sent whole, whatever that stream
+        # was (`finish` sends nothing more of a text the stream did not match).
+        content = response.choices[0].message.content
+        first = response.ocr.pages[0].text if response.ocr.pages else content
+        rest += cleaner.finish(first) + content[len(first) :]
         if rest:
             yield chunk(choices=[ChunkChoice(delta=DeltaMessage(content=rest))])
         yield chunk(

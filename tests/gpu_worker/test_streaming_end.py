@@ -6,9 +6,11 @@ asserted). Client timeouts are short, so a stream that does not end fails fast i
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
+from types import SimpleNamespace
 
 import httpx
 import openai
@@ -17,9 +19,20 @@ from PIL import Image
 
 from gpu_worker.app import build_app
 from gpu_worker.engines.base import Engine
-from gpu_worker.protocol import InvalidRequest
+from gpu_worker.protocol import (
+    ChatCompletion,
+    Choice,
+    GatewayTimeout,
+    ImageSize,
+    InvalidRequest,
+    OcrExtension,
+    PageOcr,
+    ResponseMessage,
+    Usage,
+)
 from gpu_worker.settings import WorkerSettings
 from gpu_worker.storage import ResultStore
+from gpu_worker.streaming import sse_events
 from gpu_worker.types import OcrResult
 from tests.utils.documents import render_document, to_bytes
 from tests.utils.requests import chat_body, data_url, image_message
@@ -241,3 +254,35 @@ def test_deepseek_tiny_streams_and_ends_with_the_final_content(serve, deepseek_e
     deltas = [json.loads(p)["choices"][0]["delta"].get("content") or "" for p in payloads[:-1]]
     assert "".join(deltas) == sync.choices[0].message.content  # greedy: the same text both ways
     assert final["ocr"]["raw"] == sync.model_extra["ocr"]["raw"]
+
+
+def test_a_streamed_document_sends_every_page_even_when_the_first_pages_stream_did_not_match_it():
+    """`finish` sends nothing more of a text the stream did not match; a document's later pages are sent anyway."""
+    size = ImageSize(width=10, height=10)
+    pages = [PageOcr(page=n, image=size, raw=t, text=t) for n, t in ((1, "Hello world"), (2, "Second page"))]
+    content = "Hello world\n\n<!-- page 2 -->\n\nSecond page"
+    answer = ChatCompletion(
+        id="ocr-doc", model="m", usage=Usage(prompt_tokens=1, completion_tokens=1, total_tokens=2),
+        choices=[Choice(message=ResponseMessage(content=content), finish_reason="stop")],
+        ocr=OcrExtension(request_id="ocr-doc", task="ocr", mode="tiny", engine="e", image=size, raw=content,
+                         pages=pages),
+    )  # fmt: skip
+
+    async def scenario():
+        pieces = asyncio.Queue()
+        for piece in ("Hello wor", "ld!! "):  # a first-page stream that strays from the page's final text
+            pieces.put_nowait(piece)
+
+        async def done():
+            await asyncio.sleep(0.05)
+            return answer
+
+        job = SimpleNamespace(request_id="ocr-doc", pieces=pieces, task=asyncio.ensure_future(done()))
+        events = sse_events(job, "m", time.perf_counter() + 5, lambda: GatewayTimeout("late"))
+        return [event async for event in events]
+
+    events = asyncio.run(scenario())
+    assert events[-1] == "data: [DONE]\n\n"
+    chunks = [json.loads(e[6:]) for e in events[:-1]]
+    text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks)
+    assert text.startswith("Hello wor") and text.endswith("\n\n<!-- page 2 -->\n\nSecond page"), text
