@@ -136,26 +136,33 @@ def build_app(
         owner = x_ocr_owner if from_edge else None
         received = getattr(request.state, "received", None) or time.perf_counter()
         headers = {"X-Request-ID": request_id}
-        job = None
+        job, handed_over = None, False
         try:
             job = await service.accept(body, request_id, owner, received)
             # The result is written once the answer has gone out (the background runs after the last send).
             answered = BackgroundTask(job.answered.set)
             if body.stream:
+                handed_over = True
                 return StreamingResponse(
                     service.stream(job), media_type="text/event-stream", background=answered,
                     headers={**headers, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
                 )  # fmt: skip
             response = await service.wait(job)
+            # pydantic writes the JSON itself (no dict and json.dumps in between)
+            answer = Response(
+                response.model_dump_json(),
+                media_type="application/json",
+                headers=headers,
+                background=answered,
+            )
+            handed_over = True
+            return answer
         except ServiceError as exc:
             service.metrics.requests.labels(status=str(exc.status)).inc()
-            if job is not None:
-                job.answered.set()
             return error_response(exc, request_id)
-        # pydantic writes the JSON itself (no dict and json.dumps in between)
-        return Response(
-            response.model_dump_json(), media_type="application/json", headers=headers, background=answered
-        )
+        finally:  # any other answer (an error, raised or returned): the write need not wait for it
+            if job is not None and not handed_over:
+                job.answered.set()
 
     app.add_middleware(
         BodyLimit,
