@@ -12,7 +12,7 @@ import boto3
 from botocore.auth import S3SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from gpu_worker.protocol import InvalidRequest, Link, PayloadTooLarge, PermissionDenied
 from gpu_worker.settings import WorkerSettings
@@ -33,12 +33,8 @@ class ResultStore:
         self.upload_prefix = settings.upload_prefix
         self.ttl = settings.result_url_ttl_s
         session = boto3.session.Session()
-        self.credentials = (
-            session.get_credentials()
-        )  # what the client signs with (refreshed when they expire)
-        self._link_base: str | None = (
-            None  # the bucket's URL as botocore builds it, learnt from the first link
-        )
+        self.credentials = session.get_credentials()  # the client's own (refreshed when they expire)
+        self._link_template: tuple[str, str, str] | None = None  # bucket URL, region, service: see `link`
         self.client: Any = session.client(
             "s3",
             endpoint_url=settings.s3_endpoint_url,
@@ -62,25 +58,24 @@ class ResultStore:
         botocore's `generate_presigned_url` resolves the endpoint and serialises the call on every link (0.25 to
         1 ms, two links per answer, on the response path); the bucket's URL is the same for every key, so it is
         learnt once from botocore and each link is signed with botocore's own S3 query signer (the same URL)."""
-        if self._link_base is None:
-            marker = "link-base-probe"
-            probe = self.client.generate_presigned_url(
-                "get_object", Params={"Bucket": self.bucket, "Key": marker}, ExpiresIn=self.ttl
-            )
-            # The scope botocore signed with (its endpoint rules may pick another region than the client's,
-            # e.g. us-east-1 for aws-global): X-Amz-Credential = key/date/region/service/aws4_request.
-            scope = unquote(parse_qs(urlsplit(probe).query)["X-Amz-Credential"][0]).split("/")
-            self._link_scope = scope[2], scope[3]
-            self._link_base = probe.split("?", 1)[0].removesuffix(marker)
-        if self.credentials is None:
-            raise NoCredentialsError()
-        request = AWSRequest(method="GET", url=self._link_base + quote(key, safe="/~"))
-        region, service = self._link_scope
-        signer = S3SigV4QueryAuth(
+        base, region, service = self._link_template or self._learn_link_template()
+        request = AWSRequest(method="GET", url=base + quote(key, safe="/~"))
+        S3SigV4QueryAuth(
             self.credentials.get_frozen_credentials(), service, region, expires=self.ttl
-        )
-        signer.add_auth(request)
+        ).add_auth(request)
         return Link(key=key, url=request.prepare().url, expires_at=int(time.time()) + self.ttl)
+
+    def _learn_link_template(self) -> tuple[str, str, str]:
+        """The bucket's URL and the scope botocore signs for, read off one link it signs (raises as it does, e.g.
+        NoCredentialsError). Its endpoint rules may pick another region than the client's (us-east-1 for
+        aws-global); X-Amz-Credential is key/date/region/service/aws4_request."""
+        marker = "link-template-probe"
+        probe = self.client.generate_presigned_url(
+            "get_object", Params={"Bucket": self.bucket, "Key": marker}, ExpiresIn=self.ttl
+        )
+        scope = unquote(parse_qs(urlsplit(probe).query)["X-Amz-Credential"][0]).split("/")
+        self._link_template = probe.split("?", 1)[0].removesuffix(marker), scope[2], scope[3]
+        return self._link_template
 
     def put(self, key: str, body: bytes, content_type: str) -> None:
         """Write one object."""
