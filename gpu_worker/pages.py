@@ -29,7 +29,7 @@ from gpu_worker.protocol import (
     parse_image_url,
 )
 from gpu_worker.results import S3_ERRORS
-from gpu_worker.serving import Job, _json_object, _status_of, _stored
+from gpu_worker.serving import Job, _json_object, _stored
 from gpu_worker.spool import StoredObject
 from gpu_worker.storage import result_prefix
 from gpu_worker.types import OcrRequest, OcrResult
@@ -127,13 +127,7 @@ async def _finish_document(
     prefix = result_prefix(service.settings.results_prefix, job.request_id)
     failed = next((r.error for r in results if r.error is not None), None)
     if failed is not None:
-        status = _status_of(failed)
-        body = failed.to_body() if isinstance(failed, ServiceError) else {"error": {"message": str(failed)}}
-        document = _stored(job, status, body)
-        service.writer.submit(
-            job.request_id, lambda: [_json_object(prefix + "result.json", document)], job.answered
-        )
-        service.metrics.requests.labels(status=str(status)).inc()
+        service.store_failure(job, prefix, failed)
         raise failed
     # Pages that shared a batch shared its engine time: count each batch once.
     engine_ms = sum(

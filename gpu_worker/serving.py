@@ -292,14 +292,7 @@ class OcrService:
         result = await job.pending.future
         prefix = result_prefix(self.settings.results_prefix, job.request_id)
         if result.error is not None:
-            status = _status_of(result.error)
-            body = result.error.to_body() if isinstance(result.error, ServiceError) else {
-                "error": {"message": str(result.error)}}  # fmt: skip
-            document = _stored(job, status, body)
-            self.writer.submit(
-                job.request_id, lambda: [_json_object(prefix + "result.json", document)], job.answered
-            )
-            self.metrics.requests.labels(status=str(status)).inc()
+            self.store_failure(job, prefix, result.error)
             raise result.error
         total_ms = (time.perf_counter() - job.received) * 1000
         response = self._response(job, result, total_ms)
@@ -309,6 +302,16 @@ class OcrService:
         self.metrics.requests.labels(status="200").inc()
         self.metrics.latency.observe(total_ms / 1000)
         return response
+
+    def store_failure(self, job: Job, prefix: str, error: Exception) -> None:
+        """A failed request's result.json (its status and error body), written once its answer has gone out."""
+        status = _status_of(error)
+        body = error.to_body() if isinstance(error, ServiceError) else {"error": {"message": str(error)}}
+        document = _stored(job, status, body)
+        self.writer.submit(
+            job.request_id, lambda: [_json_object(prefix + "result.json", document)], job.answered
+        )
+        self.metrics.requests.labels(status=str(status)).inc()
 
     def _response(self, job: Job, result: OcrResult, total_ms: float) -> ChatCompletion:
         width, height = job.request.image.size
