@@ -13,7 +13,6 @@ from gpu_worker.app import build_app
 from gpu_worker.grounding import StreamCleaner
 from gpu_worker.settings import WorkerSettings
 from gpu_worker.storage import ResultStore
-from gpu_worker.types import OcrResult
 from tests.utils.documents import to_bytes
 from tests.utils.engines import ScriptedEngine
 from tests.utils.requests import chat_body, data_url
@@ -296,18 +295,10 @@ def test_an_answer_that_never_goes_out_does_not_hold_its_result_back(local_s3, t
     assert any(key.endswith("result.json") for key in during)
 
 
-class BrokenRowEngine(ScriptedEngine):
-    """Fails every row with a plain exception (not a ServiceError): the answer is a 500."""
-
-    def run(self, batch, on_token=None):
-        self.batches.append(len(batch))
-        return [OcrResult(error=RuntimeError("row failed")) for _ in batch]
-
-
 def test_an_answer_that_is_an_unexpected_error_releases_its_write_at_once(serve, local_s3, monkeypatch):
     """Only a ServiceError released the write; any other error left it waiting for the whole bound."""
     monkeypatch.setattr("gpu_worker.results.ANSWER_WAIT_S", 60.0)
-    server = serve(BrokenRowEngine())
+    server = serve(ScriptedEngine(error=RuntimeError("row failed")))  # a plain exception: the answer is a 500
     wait_ready(server)
     response = httpx.post(server.url + "/v1/chat/completions", json=chat_body(PAGE),
                           headers={"X-Request-ID": "broken-1", **EDGE_HEADERS}, timeout=30)  # fmt: skip

@@ -10,14 +10,16 @@ from gpu_worker.types import OcrResult
 
 
 class ScriptedEngine(Engine):
-    """A test engine: waits for `gate` (if any), sleeps, answers a fixed grounded text."""
+    """A test engine: waits for `gate` (if any), sleeps (the GIL released, as a device wait), answers a fixed
+    grounded text, or `error` for every row (a row failure, not an engine crash)."""
 
     name = "scripted"
     model_id = "scripted"
     tasks = ("markdown", "ocr", "locate")
 
-    def __init__(self, delay=0.0, load_delay=0.0, load_error=None, gate=None):
+    def __init__(self, delay=0.0, load_delay=0.0, load_error=None, gate=None, error=None):
         self.delay, self.load_delay, self.load_error, self.gate = delay, load_delay, load_error, gate
+        self.error = error
         self.batches = []
 
     def load(self):
@@ -30,5 +32,7 @@ class ScriptedEngine(Engine):
         if self.gate is not None:
             self.gate.wait(10)
         time.sleep(self.delay)
+        if self.error is not None:
+            return [OcrResult(error=self.error) for _ in batch]
         return [OcrResult(text="hello", raw="hello", boxes=[Box(label="text", bbox=[1, 2, 30, 40])],
                           completion_tokens=1) for _ in batch]  # fmt: skip
