@@ -112,6 +112,12 @@ class Service:
         self.process = None
 
 
+def local_aws(python: str, port: int, env: dict[str, str], log: Path | None = None) -> Service:
+    """The local AWS endpoint: moto's server (S3, SQS, DynamoDB, SNS) on a loopback port."""
+    argv = [python, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+    return Service("local S3", argv, env, f"http://127.0.0.1:{port}/moto-api/", log=log)
+
+
 class LocalStack:
     """Local S3 API + worker + edge + web app, wired together."""
 
@@ -151,8 +157,7 @@ class LocalStack:
         """Each service with its command line, environment and health URL, in start-up order."""
         python, ports, urls, logs = str(BIN / "python"), self.ports, self.urls, self.log_dir
         return {
-            "s3": Service("local S3", [python, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(ports["s3"])],
-                          base, urls["s3"] + "/moto-api/", log=logs / "s3.log"),
+            "s3": local_aws(python, ports["s3"], base, log=logs / "s3.log"),
             "worker": Service("worker", [python, "-m", "gpu_worker"],
                               {**base, "PORT": str(ports["worker"]), "OCR_ENGINE": engine, "LOG_LEVEL": "INFO",
                                "WORKER_SHARED_SECRET": self.worker_secret},

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from scripts.local_stack import Service, free_port, wait_http
+from scripts.local_stack import Service, free_port, local_aws, wait_http
 
 ROOT = Path(__file__).resolve().parents[2]
 # The edge and worker of a test pair share this, as the local stack's pair shares a generated one.
@@ -39,11 +39,14 @@ class LocalS3:
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
 
     def start(self) -> LocalS3:
-        self._server.start()
+        self._serve()
         self.client().create_bucket(
             Bucket=self.bucket, CreateBucketConfiguration={"LocationConstraint": "us-west-2"}
         )
         return self
+
+    def _serve(self) -> None:
+        self._server.start()
 
     def stop(self) -> None:
         self._server.stop()
@@ -70,23 +73,17 @@ class LocalS3:
 
 
 class LocalS3Process(LocalS3):
-    """The same local S3 API as a process of its own (`python -m moto.server`, as the local stack runs it), for
-    benchmarks: moto's request handling must not share the GIL with the client that measures."""
+    """The same local S3 API as a process of its own (the local stack's), for benchmarks: moto's request handling
+    must not share the GIL with the client that measures."""
 
     def __init__(self, bucket: str = "ocr-results") -> None:
         super().__init__(bucket)
         self.log = Path(tempfile.mkdtemp(prefix="local-s3-")) / "s3.log"
-        self._service = Service("local S3", [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
-                                str(self.port)], {**os.environ, **AWS_ENV}, self.endpoint + "/moto-api/",
-                                log=self.log)  # fmt: skip
+        self._service = local_aws(sys.executable, self.port, {**os.environ, **AWS_ENV}, log=self.log)
 
-    def start(self) -> LocalS3Process:
+    def _serve(self) -> None:
         self._service.start()
         self._service.wait_healthy(60)
-        self.client().create_bucket(
-            Bucket=self.bucket, CreateBucketConfiguration={"LocationConstraint": "us-west-2"}
-        )
-        return self
 
     def stop(self) -> None:
         self._service.stop()
