@@ -1,8 +1,8 @@
 """The edge's local server: uvicorn with slow clients bounded (header deadline, connection cap, keep-alive).
 
 The bounded h11 protocol is the worker's (`gpu_worker/http_server.py`, torch-free); the body deadline is
-the app's (`gpu_worker/limits.py`, also torch-free), so it holds under Mangum too. In AWS, API Gateway faces the clients and none of
-this runs (the Lambda zip leaves uvicorn out).
+the app's (`gpu_worker/limits.py`, also torch-free), so it holds under Mangum too. In AWS, API Gateway
+faces the clients and none of this runs (the Lambda zip leaves uvicorn out).
 """
 
 from __future__ import annotations
