@@ -44,11 +44,16 @@ def test_a_link_is_the_url_botocore_presigns(monkeypatch, endpoint, region, toke
     assert ("X-Amz-Security-Token" in store.link(KEYS[0]).url) == bool(token)
 
 
-def test_a_link_fetches_the_object_from_the_local_s3(local_s3):
+def test_a_link_addresses_its_object_on_the_local_s3(local_s3):
+    """The URL's bucket and escaped key reach the object. moto does not check presigned signatures (a link with
+    its signature zeroed is served too), so the signature itself is proven only by the comparison above."""
     store = ResultStore(WorkerSettings(results_bucket=local_s3.bucket, s3_endpoint_url=local_s3.endpoint))
     store.put("results/links/a b/é.json", b'{"ok": true}', "application/json")
     response = httpx.get(store.link("results/links/a b/é.json").url)
     assert response.status_code == 200 and response.json() == {"ok": True}
+    assert (
+        httpx.get(store.link("results/links/a b/e.json").url).status_code == 404
+    )  # another key: not this object
 
 
 def test_without_credentials_a_link_raises_what_botocore_raises(monkeypatch, tmp_path):
