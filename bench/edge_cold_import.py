@@ -1,9 +1,10 @@
 """Cold import of the Lambda handler module, before and after, measured in the same run.
 
-    .venv/bin/python -m bench.edge_cold_import [--runs 9] [--before REV] [--zip]
+    .venv/bin/python -m bench.edge_cold_import [--runs 9] [--before REV] [--zip] [--module edge_api.authorizer]
 
 "Before" is the edge at REV (default: the commit before the edge imported only what a route needs), checked out
-in a temporary `git worktree`; "after" is this working tree. Each sample is `import edge_api.handler` in a fresh
+in a temporary `git worktree`; "after" is this working tree. Each sample is `import edge_api.handler` (or, with
+--module, the authorizer's entry point, which API Gateway calls before every request) in a fresh
 interpreter (the Lambda's cold start: module-level logger, metrics, settings, app), before and after alternating
 so machine load hits both alike; wall and CPU time are both reported (CPU is steadier on a busy machine).
 
@@ -30,12 +31,13 @@ from tests.utils.lambda_zip import build_bundle, extract, runtime
 ROOT = Path(__file__).resolve().parents[1]
 BEFORE = "f4f801b"  # the edge as the issue measured it (478 ms on a quiet machine)
 HEAVY = ("boto3", "botocore", "httpx", "s3transfer")
+MODULES = ("edge_api.handler", "edge_api.authorizer")  # the API function's and the authorizer's entry points
 PROBE = (
-    "import sys; sys.path[:0] = sys.argv[1:]\n"
-    "import time; t, c = time.perf_counter(), time.process_time()\n"
-    "import edge_api.handler\n"
+    "import sys; sys.path[:0] = sys.argv[2:]\n"
+    "import importlib, time; t, c = time.perf_counter(), time.process_time()\n"
+    "module = importlib.import_module(sys.argv[1])\n"
     "dt, dc = time.perf_counter() - t, time.process_time() - c\n"
-    f"print(dt, dc, edge_api.handler.__file__, ','.join(m for m in {HEAVY} if m in sys.modules) or '-')\n"
+    f"print(dt, dc, module.__file__, ','.join(m for m in {HEAVY} if m in sys.modules) or '-')\n"
 )
 # Bytecode is written (the first sample of each tree, outside the figures) and then used, as the Lambda zip carries
 # it: with PYTHONDONTWRITEBYTECODE set, every sample would compile the tree's own modules from source again.
@@ -50,13 +52,15 @@ ENV = {
 class Target:
     """Where one side's edge_api is imported from, and how."""
 
+    module = MODULES[0]
+
     def __init__(self, code: Path, extra: list[Path] | None = None, lambda_like: bool = False) -> None:
         self.code, self.extra, self.lambda_like = code, extra or [], lambda_like
 
     def sample(self) -> tuple[float, float, str]:
         """One cold import: (wall s, CPU s, heavy modules it loaded)."""
         flags = ["-B", "-I", "-S"] if self.lambda_like else []
-        argv = [sys.executable, *flags, "-c", PROBE, str(self.code), *map(str, self.extra)]
+        argv = [sys.executable, *flags, "-c", PROBE, self.module, str(self.code), *map(str, self.extra)]
         out = subprocess.run(
             argv, cwd=self.code, env=ENV, capture_output=True, text=True, check=True
         ).stdout.split()
@@ -82,9 +86,9 @@ def lambda_targets(trees: dict[str, Path], folder: Path) -> dict[str, Target]:
     return targets
 
 
-def largest_imports(tree: Path, top: int = 12) -> list[tuple[float, str]]:
-    """The biggest imports (cumulative ms) up to three levels under `import edge_api.handler`."""
-    err = subprocess.run([sys.executable, "-X", "importtime", "-c", "import edge_api.handler"], cwd=tree, env=ENV,
+def largest_imports(tree: Path, module: str, top: int = 12) -> list[tuple[float, str]]:
+    """The biggest imports (cumulative ms) up to three levels under `import MODULE`."""
+    err = subprocess.run([sys.executable, "-X", "importtime", "-c", f"import {module}"], cwd=tree, env=ENV,
                          capture_output=True, text=True, check=True).stderr  # fmt: skip
     rows = []
     for line in err.splitlines():
@@ -106,7 +110,7 @@ def measure(targets: dict[str, Target], runs: int) -> None:
             seconds, cpu_seconds, loaded[name] = target.sample()
             wall[name].append(seconds * 1000)
             cpu[name].append(cpu_seconds * 1000)
-    print(f"cold `import edge_api.handler`, median of {runs} fresh interpreters, alternating:")
+    print(f"cold `import {Target.module}`, median of {runs} fresh interpreters, alternating:")
     for name in targets:
         print(f"  {name:<7} wall {statistics.median(wall[name]):6.0f} ms (range {min(wall[name]):.0f}-"
               f"{max(wall[name]):.0f})  CPU {statistics.median(cpu[name]):6.0f} ms  "
@@ -124,7 +128,9 @@ def main() -> None:
     parser.add_argument(
         "--zip", action="store_true", help="measure the Lambda zips instead of the source trees"
     )
+    parser.add_argument("--module", choices=MODULES, default=MODULES[0], help="which function's entry point")
     args = parser.parse_args()
+    Target.module = args.module
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
         before = folder / "before-tree"
@@ -137,7 +143,7 @@ def main() -> None:
             else:
                 measure({name: Target(tree) for name, tree in trees.items()}, args.runs)
                 print("largest imports now (cumulative ms, one run):")
-                for ms, name in largest_imports(ROOT):
+                for ms, name in largest_imports(ROOT, args.module):
                     print(f"  {ms:7.1f}  {name}")
         finally:
             subprocess.run(

@@ -74,7 +74,7 @@ def s3_hang(samples: int) -> None:
     import datetime as dt
     import threading
 
-    from edge_api.settings import key_id
+    from edge_api.keys import key_id
 
     s3 = LocalS3().start()
     proxy = TcpProxy(("127.0.0.1", s3.port)).start()

@@ -5,18 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from edge_api.settings import EdgeSettings, key_id
+from edge_api.keys import key_from_headers, key_id
+from edge_api.settings import EdgeSettings
 from gpu_worker.protocol import AuthenticationFailed, PermissionDenied
-
-
-def key_from_headers(headers: Mapping[str, str]) -> str | None:
-    """The API key a client sent: `Authorization: Bearer KEY` (the openai client) or `x-api-key: KEY`."""
-    lowered = {k.lower(): v for k, v in headers.items()}
-    authorization = (lowered.get("authorization") or "").strip()
-    if authorization[:7].lower() == "bearer " and authorization[7:].strip():
-        return authorization[7:].strip()
-    api_key = (lowered.get("x-api-key") or "").strip()
-    return api_key or None
 
 
 def authorizer_identity(event: Mapping[str, Any] | None) -> str | None:

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from edge_api.auth import key_from_headers
-from edge_api.settings import key_id
+from edge_api.keys import key_from_headers, key_id
 
 
 def all_resources(method_arn: str) -> str:

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 from functools import cached_property
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from edge_api.keys import key_id
 from gpu_worker.protocol import read_settings
-
-
-def key_id(api_key: str) -> str:
-    """A stable, non-secret id for an API key (logs, S3 prefixes, result ownership)."""
-    return "key-" + hashlib.sha256(api_key.encode("utf-8")).hexdigest()[:16]
 
 
 class EdgeSettings(BaseSettings):

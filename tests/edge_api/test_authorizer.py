@@ -1,7 +1,7 @@
 import pytest
 
 from edge_api.authorizer import handler
-from edge_api.settings import key_id
+from edge_api.keys import key_id
 from tests.utils.apigw import LambdaContext, authorizer_event
 
 KEY = "sk-live-abcdef123456"

@@ -10,7 +10,8 @@ import pytest
 from PIL import Image
 
 from edge_api.app import build_app
-from edge_api.settings import EdgeSettings, key_id
+from edge_api.keys import key_id
+from edge_api.settings import EdgeSettings
 from gpu_worker.app import build_app as build_worker
 from gpu_worker.settings import WorkerSettings
 from gpu_worker.storage import ResultStore

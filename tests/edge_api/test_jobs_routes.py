@@ -16,7 +16,8 @@ from botocore.exceptions import ClientError
 from fastapi.testclient import TestClient
 
 from edge_api.app import build_app
-from edge_api.settings import EdgeSettings, key_id
+from edge_api.keys import key_id
+from edge_api.settings import EdgeSettings
 from edge_api.webhooks import check_webhook_url
 from gpu_worker.protocol import InvalidRequest
 from tests.jobs.conftest import JobsAws

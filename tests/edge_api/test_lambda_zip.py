@@ -127,3 +127,19 @@ def test_every_kind_of_route_answers_from_the_zip(bundle, tmp_path):
         if status >= 400:
             assert json.loads(body)["error"]["message"], body
     assert "/v1/chat/completions" in json.loads(answers[1][1])["paths"]
+
+
+def test_the_authorizer_loads_only_the_standard_library(bundle, tmp_path):
+    """The authorizer runs before every request (no cache): its cold start must not pay for FastAPI and pydantic,
+    which only the API function uses."""
+    code_dir = extract(bundle, tmp_path / "task")
+    script = (
+        "import sys; sys.path[:0] = [sys.argv[1]]\n"
+        "import edge_api.authorizer\n"
+        "loaded = sorted({m.split('.')[0] for m in sys.modules} & {'fastapi', 'pydantic', 'starlette', 'boto3'})\n"
+        "assert not loaded, loaded\n"
+        "print('ok')\n"
+    )
+    result = subprocess.run([sys.executable, "-B", "-I", "-S", "-c", script, str(code_dir)],
+                            capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"}, timeout=60)  # fmt: skip
+    assert result.stdout.strip() == "ok", result.stderr

@@ -8,7 +8,7 @@ import time
 import httpx
 import pytest
 
-from edge_api.settings import key_id
+from edge_api.keys import key_id
 from tests.utils.servers import EdgeProcess
 from tests.utils.tcp_proxy import TcpProxy
 

@@ -59,7 +59,7 @@ def queued_splits(jobs_aws) -> set[str]:
 
 
 def owned_jobs(jobs_aws, owner_key: str) -> list[dict]:
-    from edge_api.settings import key_id
+    from edge_api.keys import key_id
 
     return jobs_aws.table.list_jobs(key_id(owner_key), 100, None)[0]
 
