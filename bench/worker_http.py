@@ -23,11 +23,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import socket
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -86,10 +89,44 @@ async def http_run(
         return latencies, overheads, time.perf_counter() - started
 
 
+class BareClient:
+    """One keep-alive HTTP/1.1 connection and no client library: what the worker adds, without the client's own
+    cost (httpx spends about a millisecond of Python on each request on a small machine)."""
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        self.host = parts.netloc
+        self.sock = socket.create_connection((parts.hostname, parts.port))
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def post_json(self, path: str, payload: bytes) -> tuple[int, bytes]:
+        """(status, body) of one POST; the worker answers JSON with a Content-Length."""
+        head = (f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(payload)}\r\n\r\n")  # fmt: skip
+        self.sock.sendall(head.encode() + payload)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += self.sock.recv(65536)
+        head_bytes, _, body = data.partition(b"\r\n\r\n")
+        lines = head_bytes.decode("latin-1").split("\r\n")
+        headers = {
+            name.strip().lower(): value.strip() for name, _, value in (h.partition(":") for h in lines[1:])
+        }
+        while len(body) < int(headers["content-length"]):
+            body += self.sock.recv(65536)
+        return int(lines[0].split()[1]), body
+
+    def close(self) -> None:
+        self.sock.close()
+
+
 def interleaved(url: str, body: dict, engine: Engine, request: OcrRequest, samples: int, s3: LocalS3) -> None:
-    """One caller on an idle worker: a direct engine.run, then one HTTP request, in turn; p50 of each and the
-    difference. Each HTTP request's result write (after its answer) lands before the next measurement starts."""
-    direct, http, floor = [], [], []
+    """One caller on an idle worker: a direct engine.run, then one HTTP request (httpx, then a bare socket), in
+    turn; p50 of each and the differences. Each HTTP request's result write (after its answer) lands before the
+    next measurement starts."""
+    direct, http, bare, floor = [], [], [], []
+    payload = json.dumps(body).encode()
+    raw = BareClient(url)
     with httpx.Client(timeout=300) as client:
         for _ in range(samples):
             started = time.perf_counter()
@@ -101,11 +138,20 @@ def interleaved(url: str, body: dict, engine: Engine, request: OcrRequest, sampl
             response.raise_for_status()
             s3.wait_for_key(response.json()["ocr"]["result"]["key"])  # the worker is idle again
             started = time.perf_counter()
+            status, answer = raw.post_json("/v1/chat/completions", payload)
+            bare.append(time.perf_counter() - started)
+            assert status == 200, answer[:300]
+            s3.wait_for_key(json.loads(answer)["ocr"]["result"]["key"])
+            started = time.perf_counter()
             client.get(url + "/livez").raise_for_status()
             floor.append(time.perf_counter() - started)
-    d50, h50, f50 = (percentiles(x)[0] for x in (direct, http, floor))
+    raw.close()
+    d50, h50, b50, f50 = (percentiles(x)[0] for x in (direct, http, bare, floor))
     print(f"  1 caller, interleaved with direct engine.run: HTTP p50 {h50:.1f} ms vs direct p50 {d50:.1f} ms "
           f"({h50 - d50:+.1f} ms); HTTP floor (GET /livez) p50 {f50:.1f} ms")  # fmt: skip
+    print(
+        f"  the same with a bare client (one socket, no client library): p50 {b50:.1f} ms ({b50 - d50:+.1f} ms)"
+    )
 
 
 def paced(label: str, root: Path, s3: LocalS3, body: dict, request: OcrRequest, samples: int) -> None:
