@@ -106,15 +106,21 @@ class BareClient:
         self.sock.sendall(head.encode() + payload)
         data = b""
         while b"\r\n\r\n" not in data:
-            data += self.sock.recv(65536)
+            data += self._recv()
         head_bytes, _, body = data.partition(b"\r\n\r\n")
         lines = head_bytes.decode("latin-1").split("\r\n")
         headers = {
             name.strip().lower(): value.strip() for name, _, value in (h.partition(":") for h in lines[1:])
         }
         while len(body) < int(headers["content-length"]):
-            body += self.sock.recv(65536)
+            body += self._recv()
         return int(lines[0].split()[1]), body
+
+    def _recv(self) -> bytes:
+        data = self.sock.recv(65536)
+        if not data:
+            raise ConnectionError("the worker closed the connection mid-answer")
+        return data
 
     def close(self) -> None:
         self.sock.close()

@@ -13,6 +13,7 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import boto3
 from botocore.config import Config
+from botocore.credentials import ReadOnlyCredentials
 from botocore.exceptions import BotoCoreError, ClientError
 
 from gpu_worker.protocol import InvalidRequest, Link, PayloadTooLarge, PermissionDenied
@@ -47,9 +48,11 @@ class LinkTemplate:
         return host if parts.port in (None, default) else f"{host}:{parts.port}"
 
 
-def presigned_get(template: LinkTemplate, key: str, credentials: Any, ttl: int, now: dt.datetime) -> str:
+def presigned_get(
+    template: LinkTemplate, key: str, credentials: ReadOnlyCredentials, ttl: int, now: dt.datetime
+) -> str:
     """A presigned GET URL for `key` (AWS Signature Version 4 in the query string, as S3 documents it and as
-    botocore's S3 query signer writes it, byte for byte): a hash, two HMACs and a cached signing key."""
+    botocore's S3 query signer writes it, byte for byte): one SHA-256 and one HMAC, the signing key cached."""
     path = quote(key, safe="/~")
     stamp = now.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     scope = f"{stamp[:8]}/{template.region}/{template.service}/aws4_request"

@@ -30,9 +30,11 @@ LAMBDA_PYTHON = (3, 11)  # infra/modules/edge/lambda.tf: runtime python3.11
 PROVIDED_BY_RUNTIME = ("boto3",)
 LOCAL_ONLY = ("uvicorn",)  # `python -m edge_api` serves with it; Lambda runs the app through Mangum
 NEVER = ("torch", "transformers", "reflex", "PIL", "numpy", "rapidocr", "onnxruntime")
-# pydantic's copy of its old v1 API: nothing in the edge uses it, but FastAPI imports it, when it is there, to refuse
-# v1 models at route registration (about 5% of a cold start); FastAPI treats its absence as "no v1 models". The zip
-# test drives every kind of route from the zip without it.
+# pydantic's copy of its old v1 API: nothing in the edge uses it, but FastAPI imports it, when it is there, to
+# recognise v1 models at route registration (about 5% of a cold start) and treats its absence as "no v1 models".
+# pydantic itself imports it only to build a schema for a type with `__get_validators__` and no
+# `__get_pydantic_core_schema__` (none in the edge or its dependencies): such a type would fail without it. The zip
+# test builds every route's schema (/openapi.json) and drives routes of each kind from the zip.
 UNUSED = ("pydantic/v1",)
 # /docs and /redoc load these from the Lambda itself (no CDN): about 0.8 MiB of the zip
 DOCS_ASSETS = tuple(f"fastapi_offline/static/{name}" for name in
@@ -71,7 +73,7 @@ def build(out: Path) -> Path:
             if (target / name).exists():
                 raise SystemExit(f"{name} must not be in the Lambda bundle")
         for name in UNUSED:
-            shutil.rmtree(target / name)
+            shutil.rmtree(target / name, ignore_errors=True)  # gone already once pydantic drops it
         if missing := [name for name in DOCS_ASSETS if not (target / name).is_file()]:
             raise SystemExit(f"{missing} not in the Lambda bundle: /docs would be blank")
         shutil.copytree(ROOT / "edge_api", target / "edge_api", ignore=shutil.ignore_patterns("__pycache__"))

@@ -35,7 +35,7 @@ def test_a_link_is_the_url_botocore_presigns(monkeypatch, endpoint, region, toke
     else:
         monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
     store = ResultStore(
-        WorkerSettings(results_bucket="ocr-results", s3_endpoint_url=endpoint, aws_region="eu-west-1")
+        WorkerSettings(results_bucket="ocr-results", s3_endpoint_url=endpoint, aws_region=region)
     )
     at = datetime.datetime(2026, 11, 29, 12, 0, 0)
     with mock.patch("botocore.auth.get_current_datetime", return_value=at):
@@ -87,7 +87,8 @@ def test_a_link_is_signed_now_and_says_when_it_expires(monkeypatch):
 
 def test_a_link_addresses_its_object_on_the_local_s3(local_s3):
     """The URL's bucket and escaped key reach the object. moto does not check presigned signatures (a link with
-    its signature zeroed is served too), so the signature itself is proven only by the comparison above."""
+    its signature zeroed is served too): the signature is proven by the comparisons with botocore and with AWS's
+    worked example above."""
     store = ResultStore(WorkerSettings(results_bucket=local_s3.bucket, s3_endpoint_url=local_s3.endpoint))
     store.put("results/links/a b/é.json", b'{"ok": true}', "application/json")
     response = httpx.get(store.link("results/links/a b/é.json").url)
