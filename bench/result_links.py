@@ -45,7 +45,7 @@ def main() -> None:
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
     store = ResultStore(WorkerSettings(results_bucket="ocr-results", aws_region="eu-west-1"))
-    template = store._learn_link_template()
+    template = store.signer._learn()
 
     def client_call(key: str) -> str:
         return str(
@@ -56,7 +56,7 @@ def main() -> None:
 
     def botocore_signer(key: str) -> str:
         request = AWSRequest(method="GET", url=template.base + quote(key, safe="/~"))
-        credentials = store.credentials.get_frozen_credentials()
+        credentials = store.signer.credentials.get_frozen_credentials()
         S3SigV4QueryAuth(credentials, template.service, template.region, expires=store.ttl).add_auth(request)
         return str(request.prepare().url)
 

@@ -27,6 +27,7 @@ from edge_api.deps import Caller
 from edge_api.settings import EdgeSettings
 from edge_api.store import BoundedPool
 from edge_api.webhooks import check_webhook_url
+from gpu_worker.presign import LinkSigner
 from gpu_worker.protocol import (
     IDEMPOTENCY_KEY_RE,
     IMAGE_MEDIA_TYPES,
@@ -69,7 +70,7 @@ def backend(request: Request) -> JobsBackend:
     """The app's jobs backend, built on first use and kept on app.state (reused by warm Lambda invocations)."""
     state = request.app.state
     if getattr(state, "jobs", None) is None:
-        state.jobs = JobsBackend(state.settings, state.store.client)
+        state.jobs = JobsBackend(state.settings, state.store.client, state.store.signer)
     return state.jobs  # type: ignore[no-any-return]
 
 
@@ -105,14 +106,14 @@ async def record_inline_usage(request: Request, key: str, result: dict[str, Any]
 class JobsBackend:
     """The table, the queue and S3 signing for the jobs routes (blocking calls: run them in a thread)."""
 
-    def __init__(self, settings: EdgeSettings, s3: Any) -> None:
+    def __init__(self, settings: EdgeSettings, s3: Any, signer: LinkSigner) -> None:
         # boto3 on the first jobs request, not in every Lambda cold start (bench/edge_cold_import.py).
         import boto3
         from botocore.config import Config
 
         from gpu_worker.protocol.job_table import JobTable
 
-        self.settings, self.s3 = settings, s3
+        self.settings, self.s3, self.signer = settings, s3, signer
         # The edge's S3 timeouts and attempts for DynamoDB and SQS too (the worker's are longer).
         config = Config(connect_timeout=settings.s3_connect_timeout_s, read_timeout=settings.s3_read_timeout_s,
                         retries={"max_attempts": settings.s3_max_attempts, "mode": "standard"},
@@ -150,12 +151,9 @@ class JobsBackend:
         return self.table
 
     def link(self, key: str) -> Link:
-        """A presigned GET for one object of a job."""
-        ttl = self.settings.result_url_ttl_s
-        url = self.s3.generate_presigned_url(
-            "get_object", Params={"Bucket": self.settings.results_bucket, "Key": key}, ExpiresIn=ttl
-        )
-        return Link(key=key, url=url, expires_at=int(time.time()) + ttl)
+        """A presigned GET for one object of a job (signed locally: a job of 500 pages lists 1,000 of them)."""
+        url, expires_at = self.signer.sign(key)
+        return Link(key=key, url=url, expires_at=expires_at)
 
     def check_file(self, file: str, owner: str) -> None:
         """The upload exists, is this key's, and is a PDF or an image within its size limit."""

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 from edge_api.errors import StorageUnavailable
 from edge_api.settings import EdgeSettings
+from gpu_worker.presign import LinkSigner
 from gpu_worker.protocol import (
     IMAGE_MEDIA_TYPES,
     PDF_MEDIA_TYPE,
@@ -72,6 +73,7 @@ class EdgeStore:
     def __init__(self, settings: EdgeSettings) -> None:
         self.settings = settings
         self._client: Any = None
+        self._signer: LinkSigner | None = None
         self._lock = threading.Lock()
         self.pool = BoundedPool(settings.s3_max_concurrency, "edge-s3", self.unavailable)
 
@@ -83,6 +85,14 @@ class EdgeStore:
                 if self._client is None:
                     self._client = self._build_client()
         return self._client
+
+    @property
+    def signer(self) -> LinkSigner:
+        """Presigned GETs of results, signed locally (gpu_worker/presign.py), built with the client."""
+        if self._signer is None:
+            _ = self.client
+        assert self._signer is not None
+        return self._signer
 
     def _build_client(self) -> Any:
         import boto3
@@ -96,7 +106,10 @@ class EdgeStore:
             retries={"max_attempts": s.s3_max_attempts, "mode": "standard"},
             max_pool_connections=s.s3_max_concurrency,
         )
-        return boto3.client("s3", endpoint_url=s.s3_endpoint_url, region_name=s.aws_region, config=config)
+        session = boto3.session.Session()
+        client = session.client("s3", endpoint_url=s.s3_endpoint_url, region_name=s.aws_region, config=config)
+        self._signer = LinkSigner(client, session.get_credentials(), s.results_bucket, s.result_url_ttl_s)
+        return client
 
     async def run(self, call: Callable[[], T]) -> T:
         """`call` (blocking S3 I/O) in the store's pool; StorageUnavailable (503) past the deadline."""
@@ -178,18 +191,17 @@ class EdgeStore:
         )
 
     def _fresh_links(self, body: dict[str, Any]) -> dict[str, Any]:
-        """Re-sign the stored links: the ones saved with the result may have expired."""
+        """Re-sign the stored links, a document's pages' included: the ones saved with the result may have expired."""
         ocr = body.get("ocr")
-        if isinstance(ocr, dict):
-            for name in ("result", "annotated_image"):
-                link = ocr.get(name)
-                if isinstance(link, dict) and link.get("key"):
-                    link["url"] = self.client.generate_presigned_url(
-                        "get_object",
-                        Params={"Bucket": self.settings.results_bucket, "Key": link["key"]},
-                        ExpiresIn=self.settings.result_url_ttl_s,
-                    )
-                    link["expires_at"] = int(time.time()) + self.settings.result_url_ttl_s
+        if not isinstance(ocr, dict):
+            return body
+        links = [ocr.get("result"), ocr.get("annotated_image")]
+        pages = ocr.get("pages")
+        if isinstance(pages, list):
+            links += [page.get("annotated_image") for page in pages if isinstance(page, dict)]
+        for link in links:
+            if isinstance(link, dict) and isinstance(link.get("key"), str) and link["key"]:
+                link["url"], link["expires_at"] = self.signer.sign(link["key"])
         return body
 
     def close(self) -> None:

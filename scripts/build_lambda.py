@@ -1,5 +1,5 @@
 """Build the edge Lambda zip: edge_api, the contract (gpu_worker/__init__.py + the protocol package), the body-limit
-middleware both services use (gpu_worker/limits.py, torch-free) and their light
+middleware and the link signer both services use (gpu_worker/limits.py, gpu_worker/presign.py, torch-free) and their light
 dependencies for Lambda's Python 3.11 on x86_64. boto3 is left out: the Lambda runtime provides it.
 One zip serves both handlers: `edge_api.handler.handler` and `edge_api.authorizer.handler`.
 
@@ -78,7 +78,7 @@ def build(out: Path) -> Path:
             raise SystemExit(f"{missing} not in the Lambda bundle: /docs would be blank")
         shutil.copytree(ROOT / "edge_api", target / "edge_api", ignore=shutil.ignore_patterns("__pycache__"))
         (target / "gpu_worker").mkdir()
-        for shared in ("__init__.py", "limits.py"):
+        for shared in ("__init__.py", "limits.py", "presign.py"):
             shutil.copy(ROOT / "gpu_worker" / shared, target / "gpu_worker" / shared)
         shutil.copytree(ROOT / "gpu_worker" / "protocol", target / "gpu_worker" / "protocol",
                         ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip

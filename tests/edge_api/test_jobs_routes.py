@@ -19,6 +19,7 @@ from edge_api.app import build_app
 from edge_api.keys import key_id
 from edge_api.settings import EdgeSettings
 from edge_api.webhooks import check_webhook_url
+from gpu_worker.presign import LinkSigner
 from gpu_worker.protocol import InvalidRequest
 from tests.jobs.conftest import JobsAws
 
@@ -198,7 +199,9 @@ def test_list_and_cancel_without_credentials_are_503_not_500(edge, aws, upload, 
     client, app = edge
     job_id = finished_job(aws, upload)
     assert client.get("/v1/jobs", headers=HEADERS).status_code == 200  # the backend, built with credentials
-    app.state.jobs.s3 = unsigned_s3(local_s3, monkeypatch)
+    unsigned = unsigned_s3(local_s3, monkeypatch)
+    # A backend whose session found no credentials (what get_credentials() then gives: None)
+    app.state.jobs.s3, app.state.jobs.signer = unsigned, LinkSigner(unsigned, None, local_s3.bucket, 3600)
     for answer in (client.get("/v1/jobs", headers=HEADERS), client.delete(f"/v1/jobs/{job_id}", headers=HEADERS),
                    client.get(f"/v1/jobs/{job_id}", headers=HEADERS)):  # fmt: skip
         assert error(answer) == (503, "jobs_unavailable"), answer.text

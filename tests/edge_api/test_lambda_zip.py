@@ -26,9 +26,9 @@ def test_zip_holds_the_edge_and_the_contract_and_nothing_heavy(bundle):
     names = zipfile.ZipFile(bundle).namelist()
     assert "edge_api/handler.py" in names and "edge_api/authorizer.py" in names
     assert "gpu_worker/protocol/__init__.py" in names and "gpu_worker/__init__.py" in names
-    shared = {f"gpu_worker/{name}.py" for name in ("__init__", "limits")}
-    shared |= {f"gpu_worker/__pycache__/{name}.cpython-311.pyc" for name in ("__init__", "limits")}
-    assert "gpu_worker/limits.py" in names
+    shared = {f"gpu_worker/{name}.py" for name in ("__init__", "limits", "presign")}
+    shared |= {f"gpu_worker/__pycache__/{name}.cpython-311.pyc" for name in ("__init__", "limits", "presign")}
+    assert "gpu_worker/limits.py" in names and "gpu_worker/presign.py" in names
     assert not [
         n
         for n in names

@@ -10,8 +10,9 @@ import pytest
 from botocore.credentials import ReadOnlyCredentials
 from botocore.exceptions import NoCredentialsError
 
+from gpu_worker.presign import LinkTemplate, presigned_get
 from gpu_worker.settings import WorkerSettings
-from gpu_worker.storage import LinkTemplate, ResultStore, presigned_get
+from gpu_worker.storage import ResultStore
 
 KEYS = [
     "results/2026/11/29/ocr-0123abcd/result.json",
