@@ -10,7 +10,6 @@ import asyncio
 import time
 from typing import TYPE_CHECKING
 
-from gpu_worker.annotate import annotate_png
 from gpu_worker.documents import RenderedPage, render_pdf
 from gpu_worker.protocol import (
     PDF_MEDIA_TYPE,
@@ -29,8 +28,7 @@ from gpu_worker.protocol import (
     parse_image_url,
 )
 from gpu_worker.results import S3_ERRORS
-from gpu_worker.serving import Job, _json_object, _stored
-from gpu_worker.spool import StoredObject
+from gpu_worker.serving import Drawing, Job
 from gpu_worker.storage import result_prefix
 from gpu_worker.types import OcrRequest, OcrResult
 
@@ -134,7 +132,12 @@ async def _finish_document(
         {pending.batch: r.inference_ms for pending, r in zip(pendings, results, strict=True)}.values()
     )
     response = _response(service, job, pages, results, (time.perf_counter() - job.received) * 1000, engine_ms)
-    _store(service, prefix, job, pages, results, response)
+    drawings = [
+        Drawing(page_folder(prefix, page.number) + "annotated.png", page.image, result.boxes, entry)
+        for page, result, entry in zip(pages, results, response.ocr.pages or [], strict=True)
+        if result.boxes
+    ]
+    service.store_result(job, prefix, response, drawings)
     service.metrics.tokens.labels(kind="prompt").inc(response.usage.prompt_tokens)
     service.metrics.tokens.labels(kind="completion").inc(response.usage.completion_tokens)
     service.metrics.requests.labels(status="200").inc()
@@ -185,38 +188,3 @@ def _response(
 def page_folder(prefix: str, number: int) -> str:
     """Where one page's stored files go: `<prefix>pages/NNNN/`."""
     return f"{prefix}pages/{number:04d}/"
-
-
-def _store(
-    service: OcrService,
-    prefix: str,
-    job: Job,
-    pages: list[RenderedPage],
-    results: list[OcrResult],
-    response: ChatCompletion,
-) -> None:
-    """result.json for the document and annotated.png for each page with boxes, through the serving writer."""
-    if not service.writer.can_promise():
-        service.metrics.results_lost.inc()
-        response.ocr.warnings.append(
-            "The result could not be stored: S3 is unavailable and the worker's local spool is full."
-        )
-        return
-    drawn: list[tuple[str, RenderedPage, OcrResult]] = []
-    for page, result, entry in zip(pages, results, response.ocr.pages or [], strict=True):
-        if result.boxes:
-            key = page_folder(prefix, page.number) + "annotated.png"
-            entry.annotated_image = service.store.link(key)
-            drawn.append((key, page, result))
-    json_key = prefix + "result.json"
-    response.ocr.result = service.store.link(json_key)
-    document = _stored(job, 200, response.model_dump(mode="json"))
-
-    def build() -> list[StoredObject]:
-        images = [
-            StoredObject(key, annotate_png(page.image, result.boxes), "image/png")
-            for key, page, result in drawn
-        ]
-        return [*images, _json_object(json_key, document)]
-
-    service.writer.submit(job.request_id, build, job.answered)

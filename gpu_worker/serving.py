@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from PIL import Image
 
@@ -31,6 +31,7 @@ from gpu_worker.metrics import WorkerMetrics
 from gpu_worker.protocol import (
     MODEL_ALIAS,
     REQUEST_ID_RE,
+    Box,
     ChatCompletion,
     ChatCompletionRequest,
     Choice,
@@ -43,6 +44,7 @@ from gpu_worker.protocol import (
     NotReady,
     OcrExtension,
     OcrSpec,
+    PageOcr,
     ResponseMessage,
     ServiceError,
     Timings,
@@ -296,7 +298,8 @@ class OcrService:
             raise result.error
         total_ms = (time.perf_counter() - job.received) * 1000
         response = self._response(job, result, total_ms)
-        self._store(prefix, job, result, response)
+        drawing = Drawing(prefix + "annotated.png", job.request.image, result.boxes, response.ocr)
+        self.store_result(job, prefix, response, [drawing] if result.boxes else [])
         self.metrics.tokens.labels(kind="prompt").inc(result.prompt_tokens)
         self.metrics.tokens.labels(kind="completion").inc(result.completion_tokens)
         self.metrics.requests.labels(status="200").inc()
@@ -329,33 +332,41 @@ class OcrService:
             choices=[Choice(message=ResponseMessage(content=result.text), finish_reason=result.finish_reason)],
         )  # fmt: skip
 
-    def _store(self, prefix: str, job: Job, result: OcrResult, response: ChatCompletion) -> None:
-        """Hand annotated.png (when there are boxes) and result.json to the writer; the links are signed
-        locally (no S3 call), so the response does not wait for the write."""
+    def store_result(self, job: Job, prefix: str, response: ChatCompletion, drawings: list[Drawing]) -> None:
+        """Sign the links the answer carries (locally: no call to S3), then hand each annotated.png and the
+        result.json to the writer, which builds them once the answer has gone out (off the response path)."""
         if not self.writer.can_promise():
             self.metrics.results_lost.inc()
             response.ocr.warnings.append(
                 "The result could not be stored: S3 is unavailable and the worker's local spool is full."
             )
             return
-        png_key, json_key = prefix + "annotated.png", prefix + "result.json"
+        json_key = prefix + "result.json"
         try:  # signing is local, but needs credentials: without them no write could succeed either
-            response.ocr.annotated_image = self.store.link(png_key) if result.boxes else None
+            links = [self.store.link(drawing.key) for drawing in drawings]
             response.ocr.result = self.store.link(json_key)
         except S3_ERRORS as exc:
             log.error("cannot sign result links for %s: %s", job.request_id, exc)
             self.metrics.results_lost.inc()
-            response.ocr.annotated_image = None
             response.ocr.warnings.append(f"The result could not be stored ({type(exc).__name__}).")
             return
-        document = _stored(job, 200, response.model_dump(mode="json"))
-        image, boxes = job.request.image, result.boxes
+        for drawing, link in zip(drawings, links, strict=True):
+            drawing.target.annotated_image = link
 
         def build() -> list[StoredObject]:
-            objects = [StoredObject(png_key, annotate_png(image, boxes), "image/png")] if boxes else []
-            return [*objects, _json_object(json_key, document)]
+            images = [StoredObject(d.key, annotate_png(d.image, d.boxes), "image/png") for d in drawings]
+            return [*images, _json_object(json_key, _stored(job, 200, response.model_dump(mode="json")))]
 
         self.writer.submit(job.request_id, build, job.answered)
+
+
+class Drawing(NamedTuple):
+    """An annotated.png to store: its key, the page and its boxes, and the part of the answer that links to it."""
+
+    key: str
+    image: Image.Image
+    boxes: list[Box]
+    target: OcrExtension | PageOcr
 
 
 def _status_of(error: Exception) -> int:

@@ -13,6 +13,7 @@ from gpu_worker.app import build_app
 from gpu_worker.grounding import StreamCleaner
 from gpu_worker.settings import WorkerSettings
 from gpu_worker.storage import ResultStore
+from tests.utils import pdfs
 from tests.utils.documents import to_bytes
 from tests.utils.engines import ScriptedEngine
 from tests.utils.requests import chat_body, data_url
@@ -202,7 +203,18 @@ def test_a_request_that_would_wait_past_its_budget_gets_an_early_429_not_a_late_
     assert "ocr_admission_rejected_total" in httpx.get(server.url + "/metrics").text
 
 
-def test_a_worker_without_credentials_answers_the_text_and_says_nothing_is_stored(local_s3, tmp_path):
+def pdf_body():
+    """A two-page PDF as the openai SDK sends a file."""
+    data, _ = pdfs.text_document(2)
+    part = {"type": "file", "file": {"file_data": data_url(data, "application/pdf"), "filename": "a.pdf"}}
+    return {"model": "deepseek-ocr", "messages": [{"role": "user", "content": [part]}]}
+
+
+@pytest.mark.parametrize("document", [False, True], ids=["image", "pdf"])
+def test_a_worker_without_credentials_answers_the_text_and_says_nothing_is_stored(
+    local_s3, tmp_path, document
+):
+    """A PDF's links were signed outside the guard a single image had: no credentials made its answer a 500."""
     from botocore.exceptions import NoCredentialsError
 
     cfg = settings(local_s3, tmp_path)
@@ -215,11 +227,15 @@ def test_a_worker_without_credentials_answers_the_text_and_says_nothing_is_store
     server = ServerThread(build_app(cfg, engine=ScriptedEngine(), store=store), settings=cfg).start()
     try:
         wait_ready(server)
-        response = httpx.post(server.url + "/v1/chat/completions", json=chat_body(PAGE), timeout=30)
+        body = pdf_body() if document else chat_body(PAGE)
+        response = httpx.post(server.url + "/v1/chat/completions", json=body, timeout=30)
         assert response.status_code == 200
         ocr = response.json()["ocr"]
         assert ocr["result"] is None and ocr["annotated_image"] is None
         assert ocr["warnings"] == ["The result could not be stored (NoCredentialsError)."]
+        assert [page["annotated_image"] for page in ocr.get("pages") or []] == (
+            [None, None] if document else []
+        )
     finally:
         server.stop()
 
