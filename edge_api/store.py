@@ -80,21 +80,21 @@ class EdgeStore:
     @property
     def client(self) -> Any:
         """The boto3 S3 client, built on first use (once, whichever thread gets there first)."""
-        if self._client is None:
-            with self._lock:
-                if self._client is None:
-                    self._client = self._build_client()
-        return self._client
+        return self._connected()[0]
 
     @property
     def signer(self) -> LinkSigner:
-        """Presigned GETs of results, signed locally (gpu_worker/presign.py), built with the client."""
-        if self._signer is None:
-            _ = self.client
-        assert self._signer is not None
-        return self._signer
+        """Presigned GETs of results, signed locally (gpu_worker/presign.py) with the client's credentials."""
+        return self._connected()[1]
 
-    def _build_client(self) -> Any:
+    def _connected(self) -> tuple[Any, LinkSigner]:
+        if self._signer is None:
+            with self._lock:
+                if self._signer is None:  # set last (tuple assignment goes left to right): it says both are
+                    self._client, self._signer = self._connect()
+        return self._client, self._signer
+
+    def _connect(self) -> tuple[Any, LinkSigner]:
         import boto3
         from botocore.config import Config
 
@@ -108,8 +108,7 @@ class EdgeStore:
         )
         session = boto3.session.Session()
         client = session.client("s3", endpoint_url=s.s3_endpoint_url, region_name=s.aws_region, config=config)
-        self._signer = LinkSigner(client, session.get_credentials(), s.results_bucket, s.result_url_ttl_s)
-        return client
+        return client, LinkSigner(client, session.get_credentials(), s.results_bucket, s.result_url_ttl_s)
 
     async def run(self, call: Callable[[], T]) -> T:
         """`call` (blocking S3 I/O) in the store's pool; StorageUnavailable (503) past the deadline."""
