@@ -122,7 +122,7 @@ def requests_for(mode: str, batch: int, tokens: int) -> list[Any]:
     from gpu_worker.types import OcrRequest
 
     page = Image.new("RGB", PRESET_PAGES[mode], "white")
-    return [OcrRequest(f"{mode}-{i}", page, "ocr", mode, TASK_PROMPTS["ocr"], max_new_tokens=tokens)
+    return [OcrRequest(f"{mode}-{i}", page, "ocr", mode, TASK_PROMPTS["ocr"], max_new_tokens=tokens, stream=True)
             for i in range(batch)]  # fmt: skip
 
 

@@ -153,8 +153,10 @@ class BatchLoop:
                     loop.call_soon_threadsafe(callback, piece)
 
             requests = [item.request for item in batch]
+            # Without a stream in the batch the engine streams nothing: no per-step read-back, no decoding.
+            streaming = on_token if any(item.on_piece is not None for item in batch) else None
             try:
-                results = await loop.run_in_executor(self._executor, self.engine.run, requests, on_token)
+                results = await loop.run_in_executor(self._executor, self.engine.run, requests, streaming)
             except Exception as exc:  # the engine itself broke: fail this batch, keep serving
                 log.exception("engine failed on a batch of %d", len(batch))
                 error = ServiceError(f"The OCR engine failed: {type(exc).__name__}.", code="engine_error")

@@ -72,8 +72,9 @@ async def accept_document(
             ref_text=spec.ref_text,
             temperature=spec.temperature,
             max_new_tokens=min(spec.max_tokens or settings.max_new_tokens, settings.max_new_tokens),
+            stream=spec.stream and index == 0,  # a stream carries the first page's text (see below)
         )  # fmt: skip
-        for page in pages
+        for index, page in enumerate(pages)
     ]
     budget = service._remaining(received) * settings.admission_wait_fraction
     # A stream carries the first page's text as it is generated; the pages after it follow when all are done

@@ -202,6 +202,7 @@ class OcrService:
                 request_id=request_id, image=image, task=spec.task, mode=spec.mode, prompt=spec.prompt,
                 ref_text=spec.ref_text, temperature=spec.temperature,
                 max_new_tokens=min(spec.max_tokens or self.settings.max_new_tokens, self.settings.max_new_tokens),
+                stream=spec.stream,
             )  # fmt: skip
             pieces: asyncio.Queue[str] | None = asyncio.Queue() if spec.stream else None
             budget = self._remaining(received) * self.settings.admission_wait_fraction

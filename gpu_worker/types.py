@@ -26,6 +26,8 @@ class OcrRequest:
     ref_text: str | None = None
     max_new_tokens: int | None = None
     temperature: float = 0.0
+    # Its text goes out as it is generated (through `on_token`); otherwise it is decoded once, at the end.
+    stream: bool = False
 
 
 @dataclass

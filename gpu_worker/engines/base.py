@@ -26,7 +26,11 @@ class Engine(ABC):
 
     @abstractmethod
     def run(self, batch: list[OcrRequest], on_token: TokenCallback | None = None) -> list[OcrResult]:
-        """One result per request, in order; a request that alone fails gets `OcrResult(error=...)`."""
+        """One result per request, in order; a request that alone fails gets `OcrResult(error=...)`.
+
+        `on_token(row, piece)` receives the text of the rows whose request streams (`OcrRequest.stream`), as it
+        is generated; the other rows' text is only in their results.
+        """
 
     def check_task(self, task: str) -> None:
         """Refuse a task this engine cannot do, naming the engine."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -264,7 +265,7 @@ class DeepseekEngine(Engine):
             group = queue.pop(0)
             for row in [r for r in group if states[r].done]:  # finished before the failure: nothing to redo
                 results[row] = self._result(batch[row], prepared[row], states[row].tokens,
-                                            states[row].ended_by_eos, fired=False)  # fmt: skip
+                                            states[row].ended_by_eos, fired=states[row].blocked)  # fmt: skip
             group = [r for r in group if not states[r].done]
             if not group:
                 continue
@@ -339,20 +340,30 @@ class DeepseekEngine(Engine):
         if self.static_cache:
             options["cache_implementation"] = "static"
         streamer = None
-        if on_token is not None:
-            streamer = RowStreamer(tokenizer, rows, [states[row] for row in rows], on_token, self.eos_id)
-        output = self.model.generate(
-            **inputs,
-            **options,
-            max_new_tokens=max(remaining),
-            max_time=self.max_time_s,
-            logits_processor=LogitsProcessorList([blocker]),
-            stopping_criteria=StoppingCriteriaList([RowCap(starts, caps_tensor)]),
-            streamer=streamer,
-            pad_token_id=self.pad_id,
-            eos_token_id=self.eos_id,
-        )
-        fired = blocker.fired
+        streams = [batch[row].stream for row in rows]
+        if on_token is not None and any(streams):  # otherwise nothing is read back per step
+            streamer = RowStreamer(
+                tokenizer, rows, [states[row] for row in rows], on_token, self.eos_id, streams
+            )
+        try:
+            output = self.model.generate(
+                **inputs,
+                **options,
+                max_new_tokens=max(remaining),
+                max_time=self.max_time_s,
+                logits_processor=LogitsProcessorList([blocker]),
+                stopping_criteria=StoppingCriteriaList([RowCap(starts, caps_tensor)]),
+                streamer=streamer,
+                pad_token_id=self.pad_id,
+                eos_token_id=self.eos_id,
+            )
+        except Exception:
+            if streamer is not None:  # the rows keep their tokens for a retry, and with them what was blocked
+                with contextlib.suppress(Exception):  # never hide the failure itself
+                    for index in blocker.fired:
+                        states[rows[index]].blocked = True
+            raise
+        fired = {index for index, row in enumerate(rows) if index in blocker.fired or states[row].blocked}
         generated = output[:, prompt_length:].tolist()
         results = {}
         for index, row in enumerate(rows):

@@ -137,7 +137,7 @@ class RapidOcrEngine(Engine):
                 log.exception("rapidocr failed on request %s", request.request_id)
                 result = OcrResult(error=exc)
             result.inference_ms = (time.perf_counter() - started) * 1000
-            if on_token is not None and result.error is None and result.text:
+            if on_token is not None and request.stream and result.error is None and result.text:
                 on_token(row, result.text)
             results.append(result)
         return results

@@ -23,7 +23,8 @@ class RowText:
     """One request's generated tokens and how much of their text was handed out.
 
     It outlives a single `generate`: after an out-of-memory split the row continues from these
-    tokens, so text already streamed is never streamed again.
+    tokens, so text already streamed is never streamed again, and a repetition already blocked in
+    them is still reported.
     """
 
     cap: int
@@ -31,11 +32,16 @@ class RowText:
     prefix_offset: int = 0  # tokens[prefix_offset:read_offset] decode to text already sent
     read_offset: int = 0
     ended_by_eos: bool = False
+    blocked: bool = False  # the repetition blocker changed one of `tokens`
 
     @property
     def done(self) -> bool:
         """The row has ended (EOS) or reached its cap: it needs no more generation."""
         return self.ended_by_eos or len(self.tokens) >= self.cap
+
+    def add(self, token: int) -> None:
+        """Add one token of a row nobody streams: no decoding (its text is decoded once, at the end)."""
+        self.tokens.append(token)
 
     def push(self, tokenizer: Any, token: int) -> str:
         """Add one token; return the text it completes ("" while a character is still partial).
@@ -64,16 +70,25 @@ class RowText:
 
 
 class RowStreamer(BaseStreamer):
-    """Feeds `on_token(row, piece)` for every row of a batch (TextIteratorStreamer serves one row)."""
+    """Feeds `on_token(row, piece)` for the rows of a batch that stream (TextIteratorStreamer serves one
+    row), and keeps every row's tokens, so that any row can continue after an out-of-memory split."""
 
     def __init__(
-        self, tokenizer: Any, rows: list[int], states: list[RowText], on_token: TokenCallback, eos_id: int
+        self,
+        tokenizer: Any,
+        rows: list[int],
+        states: list[RowText],
+        on_token: TokenCallback,
+        eos_id: int,
+        streams: list[bool] | None = None,
     ):
+        """`streams[i]`: whether row i's text is sent (default: every row's)."""
         self.tokenizer = tokenizer
         self.rows = rows
         self.states = states
         self.on_token = on_token
         self.eos_id = eos_id
+        self.streams = streams if streams is not None else [True] * len(rows)
         self.prompt_seen = False
 
     def put(self, value: torch.Tensor) -> None:
@@ -85,18 +100,24 @@ class RowStreamer(BaseStreamer):
             state = self.states[index]
             if state.done:
                 continue  # generate pads finished rows; that padding is not text
+            streams = self.streams[index]
             if token == self.eos_id:
                 state.ended_by_eos = True
-                self._send(index, state.flush(self.tokenizer))
+                if streams:
+                    self._send(index, state.flush(self.tokenizer))
+                continue
+            if not streams:
+                state.add(token)
                 continue
             self._send(index, state.push(self.tokenizer, token))
             if state.done:
                 self._send(index, state.flush(self.tokenizer))
 
     def end(self) -> None:
-        """Flush what each row still holds."""
+        """Flush what each streaming row still holds."""
         for index, state in enumerate(self.states):
-            self._send(index, state.flush(self.tokenizer))
+            if self.streams[index]:
+                self._send(index, state.flush(self.tokenizer))
 
     def _send(self, index: int, piece: str) -> None:
         if piece:

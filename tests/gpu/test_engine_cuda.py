@@ -10,11 +10,11 @@ from gpu_worker.types import OcrRequest
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
 
 
-def mixed_batch(tokens=12):
+def mixed_batch(tokens=12, stream=True):
     pages = [((1200, 900), "small", "ocr"), ((500, 400), "tiny", "ocr"), ((2304, 1536), "gundam", "describe")]
     return [
         OcrRequest(f"r{i}", Image.new("RGB", size, "white" if i % 2 else "black"), task, mode, TASK_PROMPTS[task],
-                   max_new_tokens=tokens)
+                   max_new_tokens=tokens, stream=stream)
         for i, (size, mode, task) in enumerate(pages)
     ]  # fmt: skip
 

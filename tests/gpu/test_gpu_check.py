@@ -24,7 +24,11 @@ def test_the_gpu_check_runs_end_to_end_on_the_tiny_model(tmp_path, capsys):
         assert run["streamed_pieces"] > 0  # through the engine's streamer, not around it
     assert [r["image_tokens"] for r in summary["runs"]] == [257, 257, 545, 545]
     static = summary["static_cache"]
-    assert static["same_tokens"] is True and static["kept"] == (static["static_s"] < static["dynamic_s"])
+    assert static["same_tokens"] is True
+    if (
+        abs(static["static_s"] - static["dynamic_s"]) >= 0.002
+    ):  # printed to the ms: a near tie may round either way
+        assert static["kept"] == (static["static_s"] < static["dynamic_s"])
     assert summary["skipped"] == []
 
 

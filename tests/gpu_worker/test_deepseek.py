@@ -17,7 +17,7 @@ from tests.utils.documents import render_document
 from tests.utils.tiny_deepseek import build_tiny_model
 
 
-def req(image, mode="gundam", task="ocr", max_new_tokens=None, rid="r", temperature=0.0):
+def req(image, mode="gundam", task="ocr", max_new_tokens=None, rid="r", temperature=0.0, stream=True):
     return OcrRequest(
         rid,
         image,
@@ -26,6 +26,7 @@ def req(image, mode="gundam", task="ocr", max_new_tokens=None, rid="r", temperat
         TASK_PROMPTS[task].replace("{ref_text}", "x"),
         max_new_tokens=max_new_tokens,
         temperature=temperature,
+        stream=stream,
     )
 
 
@@ -292,6 +293,62 @@ def test_a_row_that_ended_with_eos_reports_stop_and_its_padding_is_not_a_loop(ti
     assert (first.finish_reason, first.completion_tokens, first.raw) == ("stop", 0, "")
     assert first.repetition_detected is False
     assert second.completion_tokens == 20
+
+
+def test_a_repetition_blocked_before_an_out_of_memory_is_still_reported(tiny_model_dir, pages):
+    """A split row continues from its streamed tokens; a loop the blocker broke in them is still flagged."""
+    engine = DeepseekEngine(str(tiny_model_dir), max_new_tokens=30, repetition_window=12, repetition_ngram=3)
+    engine.load()
+    vocab = engine.processor.tokenizer.get_vocab()
+    loop, other = [vocab["a"], vocab["b"]], [vocab[c] for c in "cdefghi"]
+    calls = 0
+
+    def hook(module, args, output):
+        nonlocal calls
+        calls += 1
+        if output.shape[0] == 1:  # the retries, a row at a time: each ends at once
+            output[0, -1, engine.eos_id] = 1e4
+            return output
+        if calls == 8:
+            raise torch.OutOfMemoryError("CUDA out of memory")
+        output[0, -1, loop[calls % 2]] = 1e4  # a b a b: the fifth token is blocked
+        output[1, -1, other[calls - 1]] = 1e4  # distinct tokens: nothing to block
+        return output
+
+    pieces: dict[int, list[str]] = {0: [], 1: []}
+    handle = engine.model.lm_head.register_forward_hook(hook)
+    try:
+        first, second = engine.run([req(pages[1], "tiny"), req(pages[1], "tiny")],
+                                   on_token=lambda row, piece: pieces[row].append(piece))  # fmt: skip
+    finally:
+        handle.remove()
+    assert (first.finish_reason, first.completion_tokens) == ("stop", 7)
+    assert first.repetition_detected is True
+    assert (second.finish_reason, second.raw, second.repetition_detected) == ("stop", "cdefghi", False)
+    assert "".join(pieces[0]) == first.raw
+
+
+def test_a_table_written_to_the_cap_is_not_taken_for_a_loop(tiny_model_dir, pages):
+    """Table cells repeat by design: neither the blocker nor the check on a capped row counts them."""
+    engine = DeepseekEngine(str(tiny_model_dir), max_new_tokens=40, repetition_window=12, repetition_ngram=3)
+    engine.load()
+    (cell,) = engine.whitelist  # the tiny vocabulary's only table token, "|"
+    handle = engine.model.lm_head.register_forward_hook(forced_hook({0: lambda step: cell}))
+    try:
+        result = engine.run([req(pages[1], "tiny")])[0]
+    finally:
+        handle.remove()
+    assert (result.finish_reason, result.raw) == ("length", "|" * 40)
+    assert result.repetition_detected is False
+
+
+def test_only_the_rows_that_stream_send_text(deepseek_engine, pages):
+    pieces: dict[int, list[str]] = {0: [], 1: [], 2: []}
+    batch = [req(pages[0], "small", stream=False), req(pages[1], "tiny"), req(pages[1], "base", stream=False)]
+    results = deepseek_engine.run(batch, on_token=lambda row, piece: pieces[row].append(piece))
+    assert pieces[0] == [] and pieces[2] == []
+    assert "".join(pieces[1]) == results[1].raw and results[1].raw
+    assert results[0].raw and results[2].raw and all(r.error is None for r in results)
 
 
 @pytest.fixture(scope="module")

@@ -28,11 +28,11 @@ class CountingTokenizer:
         return self.tokenizer.decode(ids, **kwargs)
 
 
-def stream(tokenizer, rows_of_tokens, cap=10**6, eos=1):
+def stream(tokenizer, rows_of_tokens, cap=10**6, eos=1, streams=None):
     pieces: dict[int, list[str]] = {row: [] for row in range(len(rows_of_tokens))}
     states = [RowText(cap=cap) for _ in rows_of_tokens]
     streamer = RowStreamer(tokenizer, list(range(len(rows_of_tokens))), states,
-                           lambda row, piece: pieces[row].append(piece), eos)  # fmt: skip
+                           lambda row, piece: pieces[row].append(piece), eos, streams)  # fmt: skip
     streamer.put(torch.zeros((len(rows_of_tokens), 3), dtype=torch.long))  # the prompt
     for step in range(max(len(t) for t in rows_of_tokens)):
         streamer.put(torch.tensor([t[step] if step < len(t) else eos for t in rows_of_tokens]))
@@ -63,6 +63,22 @@ def test_rows_end_at_eos_or_cap_and_their_padding_is_not_streamed(tokenizer):
     texts, states = stream(tokenizer, [a + [1, 2, 2, 2], b], cap=len(b) - 2)
     assert texts[0] == "Invoice total" and states[0].ended_by_eos and states[0].tokens == a
     assert texts[1] == tokenizer.decode(b[:-2]) and not states[1].ended_by_eos and states[1].done
+
+
+def test_a_row_nobody_streams_is_kept_but_never_decoded(tokenizer):
+    """In a batch with one stream, the other rows cost no decoding per step: their tokens are only kept
+    (for a retry), and their text is decoded once, with the result."""
+    streamed = tokenizer(LINE[:300], add_special_tokens=False)["input_ids"]
+    quiet = tokenizer(LINE[300:600], add_special_tokens=False)["input_ids"]
+    counting = CountingTokenizer(tokenizer)
+    texts, states = stream(counting, [streamed, quiet + [1]], streams=[True, False])
+    assert texts == [LINE[:300], ""]
+    assert states[1].tokens == quiet and states[1].ended_by_eos
+    assert states[0].tokens == streamed
+    # every decode call read at most a piece of the streamed row: none was spent on the quiet one
+    alone = CountingTokenizer(tokenizer)
+    stream(alone, [streamed])
+    assert counting.lengths == alone.lengths
 
 
 def test_a_row_continued_by_a_new_streamer_sends_only_new_text(tokenizer):

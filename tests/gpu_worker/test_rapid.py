@@ -8,8 +8,10 @@ from tests.utils.documents import overlap, render_document
 LINES = ["Invoice number 48213", "Shipping address", "Total amount due", "Thank you for your order"]
 
 
-def request(doc, task, ref_text=None, max_new_tokens=None):
-    return OcrRequest("r1", doc.image, task, "gundam", "", ref_text=ref_text, max_new_tokens=max_new_tokens)
+def request(doc, task, ref_text=None, max_new_tokens=None, stream=False):
+    return OcrRequest(
+        "r1", doc.image, task, "gundam", "", ref_text=ref_text, max_new_tokens=max_new_tokens, stream=stream
+    )
 
 
 @pytest.fixture(scope="module")
@@ -57,9 +59,11 @@ def test_token_cap_cuts_the_text_and_says_length(rapid_engine, document):
     assert result.finish_reason == "length"
 
 
-def test_on_token_receives_the_text(rapid_engine, document):
+def test_on_token_receives_the_text_of_the_rows_that_stream(rapid_engine, document):
     pieces = []
-    rapid_engine.run([request(document, "ocr")], on_token=lambda row, piece: pieces.append((row, piece)))
+    batch = [request(document, "ocr"), request(document, "ocr", stream=True)]
+    rapid_engine.run(batch, on_token=lambda row, piece: pieces.append((row, piece)))
+    assert {row for row, _ in pieces} == {1}
     assert "".join(p for _, p in pieces).splitlines() == LINES
 
 

@@ -152,6 +152,63 @@ def test_a_lone_request_is_not_held_in_the_batching_window(serve):
     assert response.json()["ocr"]["timings_ms"]["queue"] < 1000  # the window is 2000 ms
 
 
+class CallbackRecorder(ScriptedEngine):
+    """Records, per batch, which rows were asked to stream and whether a token callback came with them."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = []
+
+    def run(self, batch, on_token=None):
+        self.calls.append(([request.stream for request in batch], on_token is not None))
+        return super().run(batch, on_token)
+
+
+def test_the_engine_streams_only_for_requests_that_asked(serve):
+    """Without a stream in the batch the engine gets no callback (no per-token read-back or decoding)."""
+    engine = CallbackRecorder()
+    server = serve(engine)
+    wait_ready(server)
+    engine.calls.clear()
+    plain = httpx.post(server.url + "/v1/chat/completions", json=chat_body(PAGE), timeout=10)
+    streamed = httpx.post(server.url + "/v1/chat/completions", json=chat_body(PAGE, stream=True), timeout=10)
+    assert plain.status_code == 200 and streamed.status_code == 200 and "[DONE]" in streamed.text
+    assert engine.calls == [([False], False), ([True], True)]
+
+
+@pytest.mark.parametrize("window_ms, batches", [(2000, [2]), (20, [1, 1])])
+def test_a_request_waits_in_the_window_only_for_one_being_read(serve, monkeypatch, window_ms, batches):
+    """An idle engine holds a request back only while another is still being read in, and never longer than
+    the window: a page that comes in during its read then shares its batch instead of waiting a whole one."""
+    import gpu_worker.serving as serving
+
+    decode, reading = serving.decode_image, threading.Event()
+
+    def slow_for_the_wide_page(data, **limits):
+        image = decode(data, **limits)
+        if image.width == 101:
+            reading.set()
+            time.sleep(0.5)
+        return image
+
+    monkeypatch.setattr(serving, "decode_image", slow_for_the_wide_page)
+    engine = ScriptedEngine()
+    server = serve(engine, max_batch_size=4, batch_timeout_ms=window_ms)
+    wait_ready(server)
+    engine.batches.clear()
+    wide = data_url(to_bytes(Image.new("RGB", (101, 80), "white"), "PNG"))
+    answers = {}
+    slow = threading.Thread(target=lambda: answers.__setitem__("slow", httpx.post(
+        server.url + "/v1/chat/completions", json=chat_body(wide), timeout=10)))  # fmt: skip
+    slow.start()
+    assert reading.wait(5)
+    answers["fast"] = httpx.post(server.url + "/v1/chat/completions", json=chat_body(PAGE), timeout=10)
+    slow.join()
+    assert answers["fast"].status_code == 200 and answers["slow"].status_code == 200
+    assert engine.batches == batches
+    assert answers["fast"].json()["ocr"]["timings_ms"]["queue"] < window_ms + 300
+
+
 def test_shutdown_finishes_in_flight_requests(local_s3, tmp_path):
     cfg = settings(local_s3, tmp_path)
     server = ServerThread(build_app(cfg, engine=ScriptedEngine(delay=1.0), store=ResultStore(cfg))).start()

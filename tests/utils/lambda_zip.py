@@ -28,7 +28,9 @@ def extract(bundle: Path, folder: Path) -> Path:
 def runtime(folder: Path) -> Path:
     """`folder` holding links to this environment's copies of what Lambda's runtime provides."""
     folder.mkdir()
-    site = Path(__import__("boto3").__file__).parents[1]
+    boto3_init = __import__("boto3").__file__
+    assert boto3_init is not None, "boto3 is installed as a package"
+    site = Path(boto3_init).parents[1]
     for name in RUNTIME_PACKAGES:
         if (site / name).exists():
             (folder / name).symlink_to(site / name)
