@@ -49,6 +49,9 @@ class WorkerSettings(BaseSettings):
     # Repetition guard: an n-gram seen before inside the last `window` tokens is blocked.
     repetition_window: int = Field(90, ge=2)
     repetition_ngram: int = Field(30, ge=2)
+    # Static KV cache (transformers compiles the decode step on CUDA): on only where `bench/gpu_fullsize.py`
+    # reported it kept (the same tokens, and faster) on that GPU.
+    deepseek_static_cache: bool = False
     results_bucket: str = "ocr-results"
     s3_endpoint_url: str | None = None
     aws_region: str = "us-west-2"

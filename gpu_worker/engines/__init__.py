@@ -47,5 +47,6 @@ def create_engine(settings: WorkerSettings, name: str | None = None) -> Engine:
             max_time_s=settings.request_timeout_s,
             repetition_window=settings.repetition_window,
             repetition_ngram=settings.repetition_ngram,
+            static_cache=settings.deepseek_static_cache,
         )
     raise ValueError(f"unknown engine {resolved!r}; use deepseek, rapidocr or auto")
