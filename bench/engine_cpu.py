@@ -1,5 +1,6 @@
 """CPU benchmark: deepseek engine throughput on the tiny model, serial vs batched at 1/2/4/8 requests,
-and the streamer's host time per step on a long single-line table (incremental vs re-decoding the line).
+and the streamer's host time per step on a long single-line table (incremental vs re-decoding the line, and
+with only one of the rows streaming: the others only keep their tokens).
 
 .venv/bin/python -m bench.engine_cpu [--tokens 32] [--stream-rows 16] [--stream-tokens 4000]
 """
@@ -33,20 +34,26 @@ def streamer_cost(rows: int, length: int) -> None:
     tokenizer = build_tokenizer()
     cell = tokenizer("<td>Größe 0123456789 €</td>", add_special_tokens=False)["input_ids"]
     line = (cell * (length // len(cell) + 1))[:length]
-    states = [RowText(cap=length + 1) for _ in range(rows)]
-    streamer = RowStreamer(tokenizer, list(range(rows)), states, lambda row, piece: None, eos_id=1)
-    streamer.put(torch.zeros((rows, 1), dtype=torch.long))
-    started = time.perf_counter()
-    for token in line:
-        streamer.put(torch.full((rows,), token))
-    incremental = (time.perf_counter() - started) / length * 1000
+
+    def per_step(streams: list[bool]) -> float:
+        states = [RowText(cap=length + 1) for _ in range(rows)]
+        streamer = RowStreamer(tokenizer, list(range(rows)), states, lambda row, piece: None, 1, streams)
+        streamer.put(torch.zeros((rows, 1), dtype=torch.long))
+        started = time.perf_counter()
+        for token in line:
+            streamer.put(torch.full((rows,), token))
+        return (time.perf_counter() - started) / length * 1000
+
+    incremental = per_step([True] * rows)
+    one_streams = per_step([True] + [False] * (rows - 1))
     lines: list[list[int]] = [[] for _ in range(rows)]
     started = time.perf_counter()
     for token in line:
         line_redecode_step(tokenizer, lines, [token] * rows)
     redecode = (time.perf_counter() - started) / length * 1000
     print(f"streamer, {rows} rows x {length}-token single line: incremental {incremental:.3f} ms/step, "
-          f"re-decoding the line {redecode:.3f} ms/step ({redecode / incremental:.1f}x)")  # fmt: skip
+          f"re-decoding the line {redecode:.3f} ms/step ({redecode / incremental:.1f}x); one row of {rows} "
+          f"streaming {one_streams:.3f} ms/step ({one_streams / incremental:.2f}x of all streaming)")  # fmt: skip
 
 
 def main() -> None:

@@ -77,6 +77,8 @@ class BatchLoop:
         self, request: OcrRequest, on_piece: PieceCallback | None = None, budget_s: float | None = None
     ) -> Pending:
         """Queue one request; RateLimited (429) when the queue is full or the wait would exceed `budget_s`."""
+        if (on_piece is not None) != request.stream:
+            raise ValueError("a request streams (OcrRequest.stream) exactly when it comes with an on_piece")
         if not self._accepting:
             raise NotReady("The worker is shutting down.", headers={"Retry-After": "5"})
         if self._queue.qsize() >= self.max_queue:
@@ -154,7 +156,7 @@ class BatchLoop:
 
             requests = [item.request for item in batch]
             # Without a stream in the batch the engine streams nothing: no per-step read-back, no decoding.
-            streaming = on_token if any(item.on_piece is not None for item in batch) else None
+            streaming = on_token if any(item.request.stream for item in batch) else None
             try:
                 results = await loop.run_in_executor(self._executor, self.engine.run, requests, streaming)
             except Exception as exc:  # the engine itself broke: fail this batch, keep serving

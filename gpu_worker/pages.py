@@ -62,18 +62,11 @@ async def accept_document(
         lambda: render_pdf(data, max_bytes=settings.max_pdf_bytes, max_pages=settings.max_sync_pages,
                            dpi=settings.pdf_dpi, max_pixels=settings.max_image_pixels, limit_hint=SYNC_HINT),
     )  # fmt: skip
+    # A stream carries the first page's text (see below).
     requests = [
-        OcrRequest(
-            request_id=f"{request_id}.p{page.number}",
-            image=page.image,
-            task=spec.task,
-            mode=spec.mode,
-            prompt=spec.prompt,
-            ref_text=spec.ref_text,
-            temperature=spec.temperature,
-            max_new_tokens=min(spec.max_tokens or settings.max_new_tokens, settings.max_new_tokens),
-            stream=spec.stream and index == 0,  # a stream carries the first page's text (see below)
-        )  # fmt: skip
+        service.page_request(
+            spec, f"{request_id}.p{page.number}", page.image, stream=spec.stream and index == 0
+        )
         for index, page in enumerate(pages)
     ]
     budget = service._remaining(received) * settings.admission_wait_fraction

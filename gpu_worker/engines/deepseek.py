@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
@@ -359,11 +358,15 @@ class DeepseekEngine(Engine):
             )
         except Exception:
             if streamer is not None:  # the rows keep their tokens for a retry, and with them what was blocked
-                with contextlib.suppress(Exception):  # never hide the failure itself
+                try:
                     for index in blocker.fired:
                         states[rows[index]].blocked = True
+                except Exception as exc:  # never hide the failure itself
+                    log.warning("after a failed generate, which rows the repetition blocker changed is "
+                                "unknown (%s): their repetition_detected may be missing", type(exc).__name__)  # fmt: skip
             raise
-        fired = {index for index, row in enumerate(rows) if index in blocker.fired or states[row].blocked}
+        now_fired = blocker.fired  # one read back from the device
+        fired = {index for index, row in enumerate(rows) if index in now_fired or states[row].blocked}
         generated = output[:, prompt_length:].tolist()
         results = {}
         for index, row in enumerate(rows):
