@@ -76,9 +76,8 @@ class BatchLoop:
     def submit(
         self, request: OcrRequest, on_piece: PieceCallback | None = None, budget_s: float | None = None
     ) -> Pending:
-        """Queue one request; RateLimited (429) when the queue is full or the wait would exceed `budget_s`."""
-        if (on_piece is not None) != request.stream:
-            raise ValueError("a request streams (OcrRequest.stream) exactly when it comes with an on_piece")
+        """Queue one request; RateLimited (429) when the queue is full or the wait would exceed `budget_s`.
+        The request streams (`OcrRequest.stream`, what the engine reads) exactly when it comes with `on_piece`."""
         if not self._accepting:
             raise NotReady("The worker is shutting down.", headers={"Retry-After": "5"})
         if self._queue.qsize() >= self.max_queue:
@@ -98,6 +97,7 @@ class BatchLoop:
                 code="queue_full",
                 headers={"Retry-After": str(retry)},
             )
+        request.stream = on_piece is not None
         pending = Pending(request, asyncio.get_running_loop().create_future(), on_piece)
         self._queue.put_nowait(pending)
         self.metrics.queue_depth.set(self._queue.qsize())

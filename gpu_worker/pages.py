@@ -62,13 +62,7 @@ async def accept_document(
         lambda: render_pdf(data, max_bytes=settings.max_pdf_bytes, max_pages=settings.max_sync_pages,
                            dpi=settings.pdf_dpi, max_pixels=settings.max_image_pixels, limit_hint=SYNC_HINT),
     )  # fmt: skip
-    # A stream carries the first page's text (see below).
-    requests = [
-        service.page_request(
-            spec, f"{request_id}.p{page.number}", page.image, stream=spec.stream and index == 0
-        )
-        for index, page in enumerate(pages)
-    ]
+    requests = [service.page_request(spec, f"{request_id}.p{page.number}", page.image) for page in pages]
     budget = service._remaining(received) * settings.admission_wait_fraction
     # A stream carries the first page's text as it is generated; the pages after it follow when all are done
     # (the engine says when a page's text is complete only by finishing the batch).

@@ -198,7 +198,7 @@ class OcrService:
         self.loop.incoming += 1  # tells the loop more work is on its way (worth holding a batch open for)
         try:
             image = await self._read_image(spec.image_url, owner, received)
-            request = self.page_request(spec, request_id, image, stream=spec.stream)
+            request = self.page_request(spec, request_id, image)
             pieces: asyncio.Queue[str] | None = asyncio.Queue() if spec.stream else None
             budget = self._remaining(received) * self.settings.admission_wait_fraction
             pending = self.loop.submit(request, pieces.put_nowait if pieces is not None else None, budget)
@@ -210,13 +210,13 @@ class OcrService:
         job.task.add_done_callback(self._jobs.discard)
         return job
 
-    def page_request(self, spec: OcrSpec, request_id: str, image: Image.Image, stream: bool) -> OcrRequest:
-        """What the engine runs for one page of a request (its token cap within the worker's)."""
+    def page_request(self, spec: OcrSpec, request_id: str, image: Image.Image) -> OcrRequest:
+        """What the engine runs for one page of a request (its token cap within the worker's); whether it
+        streams is the batch loop's to say (`BatchLoop.submit`)."""
         cap = self.settings.max_new_tokens
         return OcrRequest(
             request_id=request_id, image=image, task=spec.task, mode=spec.mode, prompt=spec.prompt,
             ref_text=spec.ref_text, temperature=spec.temperature, max_new_tokens=min(spec.max_tokens or cap, cap),
-            stream=stream,
         )  # fmt: skip
 
     def _not_ready_message(self) -> str:

@@ -27,6 +27,7 @@ class OcrRequest:
     max_new_tokens: int | None = None
     temperature: float = 0.0
     # Its text goes out as it is generated (through `on_token`); otherwise it is decoded once, at the end.
+    # Set by `BatchLoop.submit` from whether the request came with a piece callback.
     stream: bool = False
 
 
