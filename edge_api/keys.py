@@ -19,4 +19,5 @@ def key_from_headers(headers: Mapping[str, str]) -> str | None:
 
 def key_id(api_key: str) -> str:
     """A stable, non-secret id for an API key (logs, S3 prefixes, result ownership)."""
-    return "key-" + hashlib.sha256(api_key.encode("utf-8")).hexdigest()[:16]
+    # surrogatepass: a header in a Lambda event is JSON, which can carry a lone surrogate; it is still an id
+    return "key-" + hashlib.sha256(api_key.encode("utf-8", "surrogatepass")).hexdigest()[:16]

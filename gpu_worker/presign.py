@@ -27,7 +27,10 @@ class LinkSigner:
         self._lock = threading.Lock()
 
     def sign(self, key: str, now: dt.datetime | None = None) -> tuple[str, int]:
-        """(URL, Unix time it expires) of a GET of `key`; raises as botocore would (e.g. NoCredentialsError)."""
+        """(URL, Unix time it expires) of a GET of `key`; raises as botocore would (e.g. NoCredentialsError).
+        An empty key is refused, as botocore refuses it: its link would list the bucket."""
+        if not key:
+            raise ValueError("an S3 object key cannot be empty")
         now = now or dt.datetime.now(dt.UTC)
         template = self._template or self._learn()
         url = presigned_get(template, key, self.credentials.get_frozen_credentials(), self.ttl, now)

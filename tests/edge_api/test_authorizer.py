@@ -32,6 +32,14 @@ def test_no_key_is_unauthorized(headers):
         handler(authorizer_event(headers), LambdaContext())
 
 
+def test_a_key_no_encoding_can_write_still_gets_an_answer():
+    """An event is JSON: a header can hold a lone surrogate, which UTF-8 cannot encode. The authorizer still
+    answers (API Gateway then finds no usage-plan key for it and refuses), instead of failing."""
+    key = "sk-\ud800-x"
+    result = handler(authorizer_event({"x-api-key": key}), LambdaContext())
+    assert result["usageIdentifierKey"] == key and result["principalId"].startswith("key-")
+
+
 def test_multi_value_headers_are_read_too():
     event = authorizer_event({})
     event["multiValueHeaders"] = {"x-api-key": [KEY]}

@@ -1,10 +1,13 @@
 """Links in a looked-up result are signed again (they may have expired since it was stored), a document's pages'
 included, by the signer the worker uses (gpu_worker/presign.py), with no call to S3."""
 
+import copy
 import time
+from unittest import mock
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import pytest
 
 from edge_api.settings import EdgeSettings
 from edge_api.store import EdgeStore
@@ -31,7 +34,9 @@ def test_every_stored_link_of_a_document_is_signed_again(local_s3):
             ],
         }
     }
-    fresh = store._fresh_links(body)["ocr"]
+    store.signer.sign("warm")  # the signer learns the bucket's URL from botocore once (still no S3 call)
+    with mock.patch.object(store.client, "_make_api_call", side_effect=AssertionError("S3 was called")):
+        fresh = store._fresh_links(body)["ocr"]
     links = [fresh["result"], fresh["pages"][0]["annotated_image"], fresh["pages"][2]["annotated_image"]]
     assert fresh["annotated_image"] is None and fresh["pages"][1]["annotated_image"] is None
     for key, link in zip(keys, links, strict=True):
@@ -41,3 +46,16 @@ def test_every_stored_link_of_a_document_is_signed_again(local_s3):
             str(store.settings.result_url_ttl_s)
         ]
         assert httpx.get(link["url"]).content == key.encode()  # it addresses its own object
+
+
+@pytest.mark.parametrize("ocr", [
+    "not an object",
+    {"pages": "not a list"},
+    {"pages": ["not an object", None, 5]},
+    {"result": {"key": ""}, "annotated_image": {"key": 5}, "pages": [{"annotated_image": {"url": "x"}}]},
+])  # fmt: skip
+def test_a_stored_body_of_the_wrong_shape_is_returned_as_it_is(local_s3, ocr):
+    """A result.json is ours, but a lookup must not fail on one that is odd: its links are left untouched."""
+    store = EdgeStore(EdgeSettings(results_bucket=local_s3.bucket, s3_endpoint_url=local_s3.endpoint))
+    body = {"ocr": copy.deepcopy(ocr)}
+    assert store._fresh_links(body) == {"ocr": ocr}

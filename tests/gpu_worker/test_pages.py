@@ -11,16 +11,9 @@ import pytest
 from gpu_worker.protocol import MODES
 from tests.utils import pdfs
 from tests.utils.documents import render_document
-from tests.utils.requests import data_url, image_message
+from tests.utils.requests import data_url, file_message, image_message
 
 pytestmark = pytest.mark.integration
-
-
-def file_message(pdf: bytes, text: str | None = None, filename: str = "a.pdf") -> list[dict]:
-    """One user message carrying a PDF the way the openai SDK documents it."""
-    part = {"type": "file", "file": {"file_data": data_url(pdf, "application/pdf"), "filename": filename}}
-    content: list[dict] = [part] if text is None else [{"type": "text", "text": text}, part]
-    return [{"role": "user", "content": content}]
 
 
 @pytest.fixture(scope="module")

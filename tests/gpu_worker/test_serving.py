@@ -16,7 +16,7 @@ from gpu_worker.storage import ResultStore
 from tests.utils import pdfs
 from tests.utils.documents import to_bytes
 from tests.utils.engines import ScriptedEngine
-from tests.utils.requests import chat_body, data_url
+from tests.utils.requests import chat_body, data_url, file_message
 from tests.utils.servers import EDGE_HEADERS, WORKER_SECRET, ServerThread
 from tests.utils.tcp_proxy import TcpProxy
 
@@ -174,6 +174,11 @@ def test_the_engine_streams_only_for_requests_that_asked(serve):
     streamed = httpx.post(server.url + "/v1/chat/completions", json=chat_body(PAGE, stream=True), timeout=10)
     assert plain.status_code == 200 and streamed.status_code == 200 and "[DONE]" in streamed.text
     assert engine.calls == [([False], False), ([True], True)]
+    # A streamed PDF streams its first page; the pages share a batch, and only the first is decoded per step.
+    engine.calls.clear()
+    document = httpx.post(server.url + "/v1/chat/completions", json=pdf_body(stream=True), timeout=10)
+    assert document.status_code == 200 and "[DONE]" in document.text
+    assert engine.calls == [([True, False], True)]
 
 
 @pytest.mark.parametrize("window_ms, batches", [(2000, [2]), (20, [1, 1])])
@@ -264,11 +269,10 @@ def test_a_request_that_would_wait_past_its_budget_gets_an_early_429_not_a_late_
     assert "ocr_admission_rejected_total" in httpx.get(server.url + "/metrics").text
 
 
-def pdf_body():
+def pdf_body(**extra):
     """A two-page PDF as the openai SDK sends a file."""
     data, _ = pdfs.text_document(2)
-    part = {"type": "file", "file": {"file_data": data_url(data, "application/pdf"), "filename": "a.pdf"}}
-    return {"model": "deepseek-ocr", "messages": [{"role": "user", "content": [part]}]}
+    return {"model": "deepseek-ocr", "messages": file_message(data), **extra}
 
 
 @pytest.mark.parametrize("document", [False, True], ids=["image", "pdf"])

@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 from botocore.credentials import ReadOnlyCredentials
-from botocore.exceptions import NoCredentialsError
+from botocore.exceptions import NoCredentialsError, ParamValidationError
 
 from gpu_worker.presign import LinkTemplate, presigned_get
 from gpu_worker.settings import WorkerSettings
@@ -19,6 +19,8 @@ KEYS = [
     "results/2026/11/29/ocr-x/page-0001/annotated.png",
     "odd/a b+c~d/é=&?#%.png",
     "x//y/./z/../w",
+    "/lead",
+    "a\nb\tc",
 ]
 
 
@@ -72,6 +74,17 @@ def test_the_signer_gives_the_signature_in_the_s3_documentation():
 )  # fmt: skip
 def test_the_signed_host_is_the_one_a_client_sends(base, host):
     assert LinkTemplate(base, "us-east-1", "s3").host == host
+
+
+def test_an_empty_key_is_refused_as_botocore_refuses_it(monkeypatch):
+    """Signed as it is, an empty key would be a link to the bucket itself: a listing."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+    store = ResultStore(WorkerSettings(results_bucket="ocr-results", aws_region="eu-west-1"))
+    with pytest.raises(ParamValidationError):
+        store.client.generate_presigned_url("get_object", Params={"Bucket": "ocr-results", "Key": ""})
+    with pytest.raises(ValueError, match="empty"):
+        store.link("")
 
 
 def test_a_link_is_signed_now_and_says_when_it_expires(monkeypatch):

@@ -19,6 +19,13 @@ def image_message(url: str, text: str | None = None) -> list[dict[str, Any]]:
     return [{"role": "user", "content": content}]
 
 
+def file_message(pdf: bytes, text: str | None = None, filename: str = "a.pdf") -> list[dict[str, Any]]:
+    """One user message carrying a PDF the way the openai SDK documents it (a `file` part)."""
+    part = {"type": "file", "file": {"file_data": data_url(pdf, "application/pdf"), "filename": filename}}
+    content: list[dict[str, Any]] = [part] if text is None else [{"type": "text", "text": text}, part]
+    return [{"role": "user", "content": content}]
+
+
 def chat_body(url: str, **extra: Any) -> dict[str, Any]:
     """A full request body."""
     return {"model": "deepseek-ocr", "messages": image_message(url), **extra}
