@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import time
@@ -52,6 +53,12 @@ def error_response(exc: Exception, request_id: str | None = None) -> JSONRespons
     if request_id:
         headers["X-Request-ID"] = request_id
     return JSONResponse(body, status_code=status, headers=headers)
+
+
+async def release(event: asyncio.Event) -> None:
+    """Set `event` on the event loop: Starlette runs a plain function given as a background in a worker thread,
+    and an asyncio.Event must not be set from another thread (nor is a thread hop worth it)."""
+    event.set()
 
 
 def trusted(settings: WorkerSettings, presented: str | None) -> bool:
@@ -140,7 +147,7 @@ def build_app(
         try:
             job = await service.accept(body, request_id, owner, received)
             # The result is written once the answer has gone out (the background runs after the last send).
-            answered = BackgroundTask(job.answered.set)
+            answered = BackgroundTask(release, job.answered)
             if body.stream:
                 handed_over = True
                 return StreamingResponse(

@@ -370,6 +370,24 @@ def test_the_result_is_written_after_the_answer_has_gone_out(local_s3, tmp_path,
     assert sorted(key.rsplit("/", 1)[1] for key in after) == ["annotated.png", "result.json"]
 
 
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+def test_the_answer_releases_its_write_on_the_event_loop(local_s3, tmp_path, monkeypatch, stream):
+    """Starlette runs a plain function given as a response's background in a worker thread; the release (an
+    asyncio.Event, which is not thread-safe) was such a function, so it was set from that thread."""
+    threads = []
+    real_set = asyncio.Event.set
+
+    def set_and_record(event):
+        threads.append(threading.current_thread())
+        real_set(event)
+
+    monkeypatch.setattr(asyncio.Event, "set", set_and_record)
+    monkeypatch.setattr("gpu_worker.results.ANSWER_WAIT_S", 60.0)  # only the answer releases the write
+    statuses, _, after = held_answer(local_s3, tmp_path, hold_s=0.0, stream=stream)
+    assert statuses == [200] and any(key.endswith("result.json") for key in after)
+    assert threads and set(threads) == {threading.main_thread()}, [t.name for t in threads]
+
+
 def test_an_answer_that_never_goes_out_does_not_hold_its_result_back(local_s3, tmp_path, monkeypatch):
     monkeypatch.setattr("gpu_worker.results.ANSWER_WAIT_S", 0.3)
     _, during, _ = held_answer(local_s3, tmp_path, hold_s=3.0)
