@@ -1,6 +1,7 @@
-"""The edge's local server: uvicorn with slow clients bounded (header deadline, connection cap, keep-alive).
+"""The edge's local server: uvicorn with slow and oversized clients bounded (header deadline, head-size cap,
+connection cap, keep-alive).
 
-The bounded h11 protocol is the worker's (`gpu_worker/http_server.py`, torch-free); the body deadline is
+The bounded protocol is the worker's (`gpu_worker/http_server.py`, torch-free); the body deadline is
 the app's (`gpu_worker/limits.py`, also torch-free), so it holds under Mangum too. In AWS, API Gateway
 faces the clients and none of this runs (the Lambda zip leaves uvicorn out).
 """
@@ -23,7 +24,6 @@ def server_config(app: Any, settings: EdgeSettings, **overrides: Any) -> uvicorn
         "log_level": "warning",
         "http": bounded_protocol(settings.http_header_timeout_s, settings.http_max_connections),
         "timeout_keep_alive": settings.http_keep_alive_s,
-        "h11_max_incomplete_event_size": 16 * 1024,  # a request head larger than this is a 400
         **overrides,
     }
     return uvicorn.Config(app, **options)

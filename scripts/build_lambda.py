@@ -28,7 +28,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 LAMBDA_PYTHON = (3, 11)  # infra/modules/edge/lambda.tf: runtime python3.11
 PROVIDED_BY_RUNTIME = ("boto3",)
-LOCAL_ONLY = ("uvicorn",)  # `python -m edge_api` serves with it; Lambda runs the app through Mangum
+# `python -m edge_api` serves with these; Lambda runs the app through Mangum
+LOCAL_ONLY = ("uvicorn", "httptools")
 NEVER = ("torch", "transformers", "reflex", "PIL", "numpy", "rapidocr", "onnxruntime")
 # pydantic's copy of its old v1 API: nothing in the edge uses it, but FastAPI imports it, when it is there, to
 # recognise v1 models at route registration (about 5% of a cold start) and treats its absence as "no v1 models".

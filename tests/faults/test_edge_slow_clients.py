@@ -7,6 +7,7 @@ import time
 import httpx
 import pytest
 
+from tests.utils.raw_http import endless_head, exchange, statuses
 from tests.utils.servers import EdgeProcess
 
 pytestmark = pytest.mark.integration
@@ -112,4 +113,13 @@ def test_connections_over_the_cap_are_refused_in_the_error_shape(edge):
         for sock in held:
             sock.close()
     time.sleep(0.3)
+    assert httpx.get(edge.url + "/health", timeout=5).status_code == 200
+
+
+def test_oversized_and_endless_request_heads_are_refused_431(edge):
+    big, closed = exchange(edge.port, HEAD + b"X-Big: " + b"a" * 20_000 + b"\r\nContent-Length: 2\r\n\r\n{}")
+    assert statuses(big) == [431] and closed, big[:200]
+    assert b'"code":"request_header_too_large"' in big
+    reply, sent = endless_head(edge.port)
+    assert reply.startswith(b"HTTP/1.1 431") and sent < 1024 * 1024, (reply[:100], sent)
     assert httpx.get(edge.url + "/health", timeout=5).status_code == 200

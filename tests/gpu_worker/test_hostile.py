@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from tests.utils.documents import to_bytes
+from tests.utils.raw_http import endless_head, exchange, statuses
 from tests.utils.requests import chat_body, data_url, image_message
 from tests.utils.servers import EDGE_HEADERS, LocalS3
 
@@ -261,3 +262,51 @@ def test_connections_over_the_cap_are_closed_at_once(guarded_worker):
     assert 90 - 64 <= closed < 90
     time.sleep(2.5)  # the ones kept are cut by the header timeout; the worker answers again
     assert httpx.get(guarded_worker.url + "/health").status_code == 200
+
+
+# ---- request heads: size, pipelining, an answer before the body ----------------------------------
+
+
+def port_of(worker) -> int:
+    return int(worker.url.rsplit(":", 1)[1])
+
+
+def test_a_request_head_over_the_cap_is_431_in_the_error_shape(guarded_worker):
+    port = port_of(guarded_worker)
+    kept, _ = exchange(port, b"GET /livez HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 15_000 + b"\r\n\r\n", 1.0)
+    assert statuses(kept) == [200]  # under the cap (16 KiB): served
+    refused, closed = exchange(
+        port, b"GET /livez HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20_000 + b"\r\n\r\n"
+    )
+    assert statuses(refused) == [431] and closed, refused[:200]
+    error = json.loads(refused.partition(b"\r\n\r\n")[2])["error"]
+    assert error["code"] == "request_header_too_large" and error["type"] == "invalid_request_error"
+    assert httpx.get(guarded_worker.url + "/health").status_code == 200
+
+
+def test_a_head_that_never_ends_is_cut_near_the_cap(guarded_worker):
+    reply, sent = endless_head(port_of(guarded_worker))
+    assert reply.startswith(b"HTTP/1.1 431"), (reply[:100], sent)
+    assert sent < 1024 * 1024, f"{sent} head bytes taken before the cut"
+    assert httpx.get(guarded_worker.url + "/health").status_code == 200
+
+
+def test_pipelined_requests_are_all_answered_in_order(guarded_worker):
+    post = (b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 2\r\n\r\n{}")  # fmt: skip
+    livez = b"GET /livez HTTP/1.1\r\nHost: x\r\n\r\n"
+    replies, _ = exchange(
+        port_of(guarded_worker), livez + post + livez + b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n", 1.5
+    )
+    assert statuses(replies) == [200, 422, 200, 404], replies[:400]
+
+
+def test_an_answer_sent_before_its_body_was_read_closes_the_connection(guarded_worker):
+    """A body over the limit is refused on its Content-Length alone; the connection is then closed, not held
+    open for the rest of a body that every trickled byte would keep alive."""
+    head = (b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 999999999\r\n\r\n{")  # fmt: skip
+    started = time.monotonic()
+    reply, closed = exchange(port_of(guarded_worker), head, 1.0)
+    assert statuses(reply) == [413] and closed, reply[:200]
+    assert time.monotonic() - started < 1.0
