@@ -7,7 +7,8 @@ llhttp hands header bytes to httptools, which gathers them without limit), so th
 - each request's head must be complete within the header timeout of the connection opening (or of the end of the
   previous exchange), or the connection is dropped;
 - a head over `max_head_bytes` is answered 431 and the connection closed (h11 had a 16 KiB limit of its own);
-- a connection above the cap is answered 503 and closed.
+- a connection above the cap is answered 503 and closed;
+- a request that is not HTTP/1.1 is answered 400 and the connection closed, as uvicorn does, in the error shape.
 Every refusal is in the OpenAI error shape. The body deadline is each app's own (`limits.py`). Torch-free: the
 edge's local server (`edge_api/serve.py`) uses it too.
 """
@@ -104,11 +105,14 @@ class BoundedProtocol(HttpToolsProtocol):
         super().on_headers_complete()
 
     def send_400_response(self, msg: str) -> None:
-        """uvicorn's answer to a parser error: a 431 when the error is an oversized head."""
+        """uvicorn's answer to a parser error, in the error shape (uvicorn's is plain text): a 431 for an oversized
+        head, else a 400. The connection is closed."""
         if self._head_too_large:
             self._refuse_head()
-        else:
-            super().send_400_response(msg)
+            return
+        self.transport.write(_refusal("400 Bad Request", "The request is not valid HTTP/1.1.",
+                                      "invalid_request_error", "invalid_http_request"))  # fmt: skip
+        self.transport.close()
 
     def _refuse_head(self) -> None:
         log.info("refusing a request head over %d bytes", self.max_head_bytes)

@@ -284,6 +284,18 @@ def test_a_request_head_over_the_cap_is_431_in_the_error_shape(guarded_worker):
     assert httpx.get(guarded_worker.url + "/health").status_code == 200
 
 
+@pytest.mark.parametrize(
+    "garbage",
+    [b"HELLO\r\n\r\n", b"GET / HTTP/1.1\r\nHost x\r\n\r\n", b"GET / HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
+     b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"],
+    ids=["not-http", "header-without-colon", "negative-length", "tls-hello"],
+)  # fmt: skip
+def test_a_request_that_is_not_http_is_400_in_the_error_shape(guarded_worker, garbage):
+    reply, closed = exchange(port_of(guarded_worker), garbage, 2.0)
+    assert statuses(reply) == [400] and closed, reply[:200]
+    assert json.loads(reply.partition(b"\r\n\r\n")[2])["error"]["code"] == "invalid_http_request"
+
+
 def test_a_head_that_never_ends_is_cut_near_the_cap(guarded_worker):
     reply, sent = endless_head(port_of(guarded_worker))
     assert reply.startswith(b"HTTP/1.1 431"), (reply[:100], sent)
