@@ -1,14 +1,15 @@
 """uvicorn with slow and oversized clients bounded: a header deadline, a head-size cap and a connection cap.
 
-The parser is httptools (llhttp), uvicorn's fast one: at one caller it takes about 0.4 ms off each request against
+The parser is httptools (llhttp), uvicorn's fast one: at one caller it takes about 0.25 ms off each request against
 h11 on a small machine (`bench/worker_http.py`). uvicorn bounds neither a request head's time nor its size (a
 client trickling one header byte a second keeps its connection, as every byte cancels the keep-alive timer; and
 llhttp hands header bytes to httptools, which gathers them without limit), so the protocol is extended here:
 - each request's head must be complete within the header timeout of the connection opening (or of the end of the
   previous exchange), or the connection is dropped;
-- a head over `max_head_bytes` is answered 431 and the connection closed (h11 had a 16 KiB limit of its own);
+- a head over `max_head_bytes` is answered 431 and the connection closed (h11 had a 16 KiB limit of its own), and
+  so are a chunked body's trailers and chunk lines past that size (plus a little per chunk);
 - a connection above the cap is answered 503 and closed;
-- a request that is not HTTP/1.1 is answered 400 and the connection closed, as uvicorn does, in the error shape.
+- a request that is not valid HTTP is answered 400 and the connection closed, as uvicorn does, in the error shape.
 Every refusal is in the OpenAI error shape. The body deadline is each app's own (`limits.py`). Torch-free: the
 edge's local server (`edge_api/serve.py`) uses it too.
 """
@@ -28,6 +29,7 @@ from gpu_worker.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
 MAX_HEAD_BYTES = 16 * 1024  # as h11's default; API Gateway allows 10 KB of headers, an ALB 64 KB
+FRAMING_PER_CHUNK = 64  # a chunk's size line and line ends, with room for an extension
 
 
 def _refusal(status: str, message: str, type_: str, code: str, extra: str = "") -> bytes:
@@ -49,16 +51,20 @@ class BoundedProtocol(HttpToolsProtocol):
     """HttpToolsProtocol plus a header deadline, a head-size cap and a connection cap (set by `bounded_protocol`).
 
     The head clock and byte count run from the connection's start, or from the end of the previous exchange (its
-    request read and its response sent), to the end of the next head."""
+    request read and its response sent), to the end of the next head. A chunked body's framing (chunk sizes and
+    trailers, which httptools gathers as it does headers) is held to the same cap, plus a little per chunk."""
 
     header_timeout_s: float = 10.0
     max_connections: int = 256
     max_head_bytes: int = MAX_HEAD_BYTES
     _header_timer: asyncio.TimerHandle | None = None
-    _in_head = True  # the bytes arriving belong to a request head
-    _head_bytes = 0  # how many of them so far
-    _head_restarted = False  # a head began inside the chunk being parsed: its bytes before that were a body's
-    _head_fields = 0  # the size of the head's target and headers, as the parser hands them over
+    _in_head = True  # the bytes arriving belong to a request head (else to a body)
+    _head_bytes = 0  # a head's bytes so far, counted per chunk read
+    _head_fields = 0  # its target and headers as the parser hands them over (a head read in one chunk)
+    _framing = 0  # an open body's bytes that are not its data: chunk sizes, their line ends, trailers
+    _chunks = 0  # the body's chunks so far
+    _delivered = 0  # body data handed over during the chunk being parsed
+    _boundary = False  # a head or body ended inside the chunk being parsed (it mixes both: not counted)
     _head_too_large = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -72,18 +78,27 @@ class BoundedProtocol(HttpToolsProtocol):
         self._arm_header_timer()
 
     def data_received(self, data: bytes) -> None:
-        """Parse; a head still open after this chunk counts it, and is refused once over the cap (httptools gathers
-        an unfinished header's bytes itself, before any callback could count them).
-
-        A chunk in which a new head starts is not counted (part of it was the previous body), so an endless head may
-        run one chunk over the cap before it is cut."""
-        self._head_restarted = False
+        """Parse; then count the chunk towards the open head, or towards the open body's framing, and refuse either
+        once over the cap (httptools gathers an unfinished header's or trailer's bytes itself, before any callback
+        could count them). A chunk in which a head or a body ends is not counted, so either may run one chunk over
+        the cap before it is cut."""
+        self._boundary, self._delivered = False, 0
         super().data_received(data)
-        if not self._in_head or self._head_restarted or self.transport.is_closing():
+        if self._boundary or self.transport.is_closing():
             return
-        self._head_bytes += len(data)
-        if self._head_bytes > self.max_head_bytes:
+        if self._in_head:
+            self._head_bytes += len(data)
+            over = self._head_bytes > self.max_head_bytes
+        else:
+            self._framing += len(data) - self._delivered
+            over = self._framing > self.max_head_bytes + FRAMING_PER_CHUNK * self._chunks
+        if over:
             self._refuse_head()
+
+    def on_message_begin(self) -> None:
+        """A new request: its head's count starts from nothing."""
+        self._head_fields = 0
+        super().on_message_begin()
 
     def on_url(self, url: bytes) -> None:
         """Count the request target towards the head's size."""
@@ -91,18 +106,34 @@ class BoundedProtocol(HttpToolsProtocol):
         super().on_url(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        """Count each header towards the head's size."""
-        self._head_fields += len(name) + len(value)
+        """Count each header towards the head's size (a trailer counts as framing, per chunk read)."""
+        if self._in_head:
+            self._head_fields += len(name) + len(value)
         super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
         """The head is in: stop its clock; refuse it when its target and headers are over the cap."""
-        fields, self._in_head, self._head_bytes, self._head_fields = self._head_fields, False, 0, 0
+        fields, self._in_head, self._boundary = self._head_fields, False, True
+        self._head_bytes = self._framing = self._chunks = 0
         self._disarm_header_timer()
         if fields > self.max_head_bytes:
             self._head_too_large = True
             raise HeadTooLarge  # stops the parser; uvicorn answers a parser error with send_400_response
         super().on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        """Body data is not framing."""
+        self._delivered += len(body)
+        super().on_body(body)
+
+    def on_chunk_header(self) -> None:
+        """Each chunk may add a few bytes of framing."""
+        self._chunks += 1
+
+    def on_message_complete(self) -> None:
+        """The request is read: what follows is the next head (its clock starts once this response is sent)."""
+        self._in_head, self._head_bytes, self._boundary = True, 0, True
+        super().on_message_complete()
 
     def send_400_response(self, msg: str) -> None:
         """uvicorn's answer to a parser error, in the error shape (uvicorn's is plain text): a 431 for an oversized
@@ -110,21 +141,24 @@ class BoundedProtocol(HttpToolsProtocol):
         if self._head_too_large:
             self._refuse_head()
             return
-        self.transport.write(_refusal("400 Bad Request", "The request is not valid HTTP/1.1.",
-                                      "invalid_request_error", "invalid_http_request"))  # fmt: skip
-        self.transport.close()
+        self._refuse(_refusal("400 Bad Request", "The request is not valid HTTP/1.1.", "invalid_request_error",
+                              "invalid_http_request"))  # fmt: skip
 
     def _refuse_head(self) -> None:
-        log.info("refusing a request head over %d bytes", self.max_head_bytes)
-        message = f"The request head (target and headers) is larger than {self.max_head_bytes} bytes."
-        self.transport.write(_refusal("431 Request Header Fields Too Large", message, "invalid_request_error",
-                                      "request_header_too_large"))  # fmt: skip
-        self.transport.close()
+        log.info("refusing a request head or chunked framing over %d bytes", self.max_head_bytes)
+        message = f"The request head, or a chunked body's framing, is over {self.max_head_bytes} bytes."
+        self._refuse(_refusal("431 Request Header Fields Too Large", message, "invalid_request_error",
+                              "request_header_too_large"))  # fmt: skip
 
-    def on_message_complete(self) -> None:
-        """The request is read: what follows is the next head (its clock starts once this response is sent)."""
-        self._in_head, self._head_bytes, self._head_restarted = True, 0, True
-        super().on_message_complete()
+    def _refuse(self, answer: bytes) -> None:
+        """Answer and close; while an earlier request's response is being sent, only drop the connection (a refusal
+        written now would land inside that response)."""
+        cycle = self.cycle
+        if cycle is not None and cycle.response_started and not cycle.response_complete:
+            self.transport.abort()
+            return
+        self.transport.write(answer)
+        self.transport.close()
 
     def on_response_complete(self) -> None:
         """A kept-alive connection must send its next request's head in time too. A response sent before its

@@ -34,7 +34,17 @@ def test_zip_holds_the_edge_and_the_contract_and_nothing_heavy(bundle):
         for n in names
         if n.startswith("gpu_worker/") and n not in shared and not n.startswith("gpu_worker/protocol/")
     ]
-    unwanted = ("torch/", "transformers/", "reflex/", "PIL/", "numpy/", "boto3/", "uvicorn/", "pydantic/v1/")
+    unwanted = (
+        "torch/",
+        "transformers/",
+        "reflex/",
+        "PIL/",
+        "numpy/",
+        "boto3/",
+        "uvicorn/",
+        "httptools/",
+        "pydantic/v1/",
+    )
     for heavy in unwanted:
         assert not any(n.startswith(heavy) for n in names), heavy
     assert bundle.stat().st_size < 15 * 2**20
