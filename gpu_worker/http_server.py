@@ -72,8 +72,7 @@ class BoundedProtocol(HttpToolsProtocol):
         super().connection_made(transport)
         if len(self.connections) > self.max_connections:
             log.warning("connection cap (%d) reached: refusing a new connection", self.max_connections)
-            transport.write(OVER_CAPACITY)
-            transport.close()
+            self._refuse(OVER_CAPACITY)
             return
         self._arm_header_timer()
 

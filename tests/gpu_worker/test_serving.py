@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import socket
 import threading
 import time
 
@@ -16,6 +17,7 @@ from gpu_worker.storage import ResultStore
 from tests.utils import pdfs
 from tests.utils.documents import to_bytes
 from tests.utils.engines import ScriptedEngine
+from tests.utils.raw_http import read_until_closed, statuses
 from tests.utils.requests import chat_body, data_url, file_message
 from tests.utils.servers import EDGE_HEADERS, WORKER_SECRET, ServerThread
 from tests.utils.tcp_proxy import TcpProxy
@@ -403,3 +405,26 @@ def test_an_answer_that_is_an_unexpected_error_releases_its_write_at_once(serve,
                           headers={"X-Request-ID": "broken-1", **EDGE_HEADERS}, timeout=30)  # fmt: skip
     assert response.status_code == 500 and response.json()["error"]["type"] == "server_error"
     local_s3.wait_for_key("/broken-1/result.json", 10)
+
+
+def test_a_head_refused_while_an_answer_streams_drops_the_connection_not_into_the_stream(serve):
+    """A pipelined head over the cap arrives while the answer before it is streaming: a 431 written then would land
+    inside that stream's bytes, so the connection is dropped instead."""
+    gate = threading.Event()
+    server = serve(ScriptedEngine(gate=gate))  # the stream stays open until the gate is set
+    wait_ready(server)
+    body = json.dumps(chat_body(PAGE, stream=True)).encode()
+    head = (f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode()  # fmt: skip
+    try:
+        with socket.create_connection(("127.0.0.1", server.port)) as sock:
+            sock.sendall(head + body)
+            started, _ = read_until_closed(sock, 10.0, expect=1)  # the stream's head and its role chunk
+            assert statuses(started) == [200] and b"text/event-stream" in started, started[:300]
+            sock.sendall(
+                b"GET /livez HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20_000
+            )  # unfinished, over 16 KiB
+            rest, closed = read_until_closed(sock, 5.0)
+    finally:
+        gate.set()
+    assert closed and b"HTTP/1.1 431" not in rest, rest[:300]
