@@ -133,20 +133,6 @@ def interleaved(url: str, body: dict, engine: Engine, request: OcrRequest, sampl
     direct, http, bare, floor = [], [], [], []
     payload = json.dumps(body).encode()
     raw = BareClient(url)
-    store = s3.client()
-
-    def landed(key: str, timeout_s: float = 30.0) -> None:
-        """Wait for one stored object by its key (listing the bucket grows with every request)."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                store.head_object(Bucket=s3.bucket, Key=key)
-                return
-            except store.exceptions.ClientError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.005)
-
     with httpx.Client(timeout=300) as client:
         for _ in range(samples):
             started = time.perf_counter()
@@ -156,12 +142,12 @@ def interleaved(url: str, body: dict, engine: Engine, request: OcrRequest, sampl
             response = client.post(url + "/v1/chat/completions", json=body)
             http.append(time.perf_counter() - started)
             response.raise_for_status()
-            landed(response.json()["ocr"]["result"]["key"])  # the worker is idle again
+            s3.wait_for_object(response.json()["ocr"]["result"]["key"])  # the worker is idle again
             started = time.perf_counter()
             status, answer = raw.post_json("/v1/chat/completions", payload)
             bare.append(time.perf_counter() - started)
             assert status == 200, answer[:300]
-            landed(json.loads(answer)["ocr"]["result"]["key"])
+            s3.wait_for_object(json.loads(answer)["ocr"]["result"]["key"])
             started = time.perf_counter()
             client.get(url + "/livez").raise_for_status()
             floor.append(time.perf_counter() - started)

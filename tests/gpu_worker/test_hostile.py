@@ -198,7 +198,7 @@ async def trickle(port: int, payload: bytes, interval: float, limit_s: float) ->
 
 
 def test_fifty_connections_trickling_headers_are_cut(guarded_worker):
-    port = int(guarded_worker.url.rsplit(":", 1)[1])
+    port = guarded_worker.port
     header = b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 200
 
     async def main():
@@ -211,7 +211,7 @@ def test_fifty_connections_trickling_headers_are_cut(guarded_worker):
 
 
 def test_a_trickled_body_is_refused_with_408(guarded_worker):
-    port = int(guarded_worker.url.rsplit(":", 1)[1])
+    port = guarded_worker.port
     head = (b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
             b"Content-Length: 5000\r\n\r\n")  # fmt: skip
 
@@ -237,7 +237,7 @@ def test_a_trickled_body_is_refused_with_408(guarded_worker):
 
 
 def test_connections_over_the_cap_are_closed_at_once(guarded_worker):
-    port = int(guarded_worker.url.rsplit(":", 1)[1])
+    port = guarded_worker.port
 
     async def main():
         streams = [await asyncio.open_connection("127.0.0.1", port) for _ in range(90)]
@@ -267,12 +267,8 @@ def test_connections_over_the_cap_are_closed_at_once(guarded_worker):
 # ---- request heads: size, pipelining, an answer before the body ----------------------------------
 
 
-def port_of(worker) -> int:
-    return int(worker.url.rsplit(":", 1)[1])
-
-
 def test_a_request_head_over_the_cap_is_431_in_the_error_shape(guarded_worker):
-    port = port_of(guarded_worker)
+    port = guarded_worker.port
     kept, _ = exchange(
         port, b"GET /livez HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 15_000 + b"\r\n\r\n", expect=1
     )
@@ -293,7 +289,7 @@ def test_a_request_head_over_the_cap_is_431_in_the_error_shape(guarded_worker):
     ids=["not-http", "header-without-colon", "negative-length", "tls-hello"],
 )  # fmt: skip
 def test_a_request_that_is_not_http_is_400_in_the_error_shape(guarded_worker, garbage):
-    reply, closed = exchange(port_of(guarded_worker), garbage, within_s=2.0)
+    reply, closed = exchange(guarded_worker.port, garbage, within_s=2.0)
     assert statuses(reply) == [400] and closed, reply[:200]
     assert json.loads(reply.partition(b"\r\n\r\n")[2])["error"]["code"] == "invalid_http_request"
 
@@ -301,7 +297,7 @@ def test_a_request_that_is_not_http_is_400_in_the_error_shape(guarded_worker, ga
 @pytest.mark.parametrize("opening", [ENDLESS_HEAD, ENDLESS_TRAILER], ids=["header", "trailer"])
 def test_a_header_or_trailer_that_never_ends_is_cut_with_431(guarded_worker, opening):
     """httptools gathers an unfinished header's (or a chunked body's trailer's) bytes without limit."""
-    reply, sent = endless(port_of(guarded_worker), opening)
+    reply, sent = endless(guarded_worker.port, opening)
     assert reply.startswith(b"HTTP/1.1 431"), (reply[:100], sent)
     assert httpx.get(guarded_worker.url + "/health").status_code == 200
 
@@ -310,7 +306,7 @@ def test_a_trailer_does_not_count_towards_the_next_head(guarded_worker):
     post = (b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
             b"Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\nX-Trailer: " + b"t" * 10_000 + b"\r\n\r\n")  # fmt: skip
     get = b"GET /livez HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 7_000 + b"\r\n\r\n"
-    replies, _ = exchange(port_of(guarded_worker), post + get, expect=2)
+    replies, _ = exchange(guarded_worker.port, post + get, expect=2)
     assert statuses(replies) == [422, 200], replies[:300]
 
 
@@ -318,7 +314,7 @@ def test_pipelined_requests_are_all_answered_in_order(guarded_worker):
     post = (b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
             b"Content-Length: 2\r\n\r\n{}")  # fmt: skip
     livez = b"GET /livez HTTP/1.1\r\nHost: x\r\n\r\n"
-    port = port_of(guarded_worker)
+    port = guarded_worker.port
     replies, _ = exchange(port, livez + post + livez + b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n", expect=4)
     assert statuses(replies) == [200, 422, 200, 404], replies[:400]
     # a queued request whose body is still coming when the one before it is answered
@@ -331,5 +327,5 @@ def test_an_answer_sent_before_its_body_was_read_closes_the_connection(guarded_w
     open for the rest of a body that every trickled byte would keep alive (the header timeout here is 2 s)."""
     head = (b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
             b"Content-Length: 999999999\r\n\r\n{")  # fmt: skip
-    reply, closed = exchange(port_of(guarded_worker), head, within_s=1.5)
+    reply, closed = exchange(guarded_worker.port, head, within_s=1.5)
     assert statuses(reply) == [413] and closed, reply[:200]

@@ -71,6 +71,19 @@ class LocalS3:
                 raise TimeoutError(f"no object ending with {suffix} within {timeout} s")
             time.sleep(0.1)
 
+    def wait_for_object(self, key: str, timeout: float = 30.0) -> None:
+        """Wait for the object at exactly `key` (a HEAD per poll: no listing, which grows with the bucket)."""
+        client = self.client()
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                client.head_object(Bucket=self.bucket, Key=key)
+                return
+            except client.exceptions.ClientError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"no object at {key} within {timeout} s") from None
+                time.sleep(0.005)
+
 
 class LocalS3Process(LocalS3):
     """The same local S3 API as a process of its own (the local stack's), for benchmarks: moto's request handling
