@@ -155,7 +155,7 @@ class BatchLoop:
                     loop.call_soon_threadsafe(callback, piece)
 
             requests = [item.request for item in batch]
-            # Without a stream in the batch the engine streams nothing: no per-step read-back, no decoding.
+            # Without a stream in the batch the engine gets no callback and decodes no text as it goes.
             streaming = on_token if any(item.request.stream for item in batch) else None
             try:
                 results = await loop.run_in_executor(self._executor, self.engine.run, requests, streaming)

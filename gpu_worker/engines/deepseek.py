@@ -50,6 +50,10 @@ def text_attention() -> str:
     return "flash_attention_2"
 
 
+def _no_text(row: int, piece: str) -> None:
+    """The token callback of a batch in which no row streams (never called: no row's text is sent)."""
+
+
 class RowCap(StoppingCriteria):
     """Stops each row at its own token cap, counted from where its text starts (tensors on the device)."""
 
@@ -338,12 +342,12 @@ class DeepseekEngine(Engine):
             options = {"do_sample": True, "temperature": temperature, "top_p": 1.0, "top_k": 0}
         if self.static_cache:
             options["cache_implementation"] = "static"
-        streamer = None
-        streams = [batch[row].stream for row in rows]
-        if on_token is not None and any(streams):  # otherwise nothing is read back per step
-            streamer = RowStreamer(
-                tokenizer, rows, [states[row] for row in rows], on_token, self.eos_id, streams
-            )
+        # Every row keeps its tokens (one read-back per step), so it can continue after an out-of-memory split;
+        # only the rows that stream are decoded as they go.
+        streams = [batch[row].stream and on_token is not None for row in rows]
+        streamer = RowStreamer(
+            tokenizer, rows, [states[row] for row in rows], on_token or _no_text, self.eos_id, streams
+        )
         try:
             output = self.model.generate(
                 **inputs,
@@ -357,13 +361,12 @@ class DeepseekEngine(Engine):
                 eos_token_id=self.eos_id,
             )
         except Exception:
-            if streamer is not None:  # the rows keep their tokens for a retry, and with them what was blocked
-                try:
-                    for index in blocker.fired:
-                        states[rows[index]].blocked = True
-                except Exception as exc:  # never hide the failure itself
-                    log.warning("after a failed generate, which rows the repetition blocker changed is "
-                                "unknown (%s): their repetition_detected may be missing", type(exc).__name__)  # fmt: skip
+            try:  # the rows keep their tokens for a retry, and with them what was blocked
+                for index in blocker.fired:
+                    states[rows[index]].blocked = True
+            except Exception as exc:  # never hide the failure itself
+                log.warning("after a failed generate, which rows the repetition blocker changed is "
+                            "unknown (%s): their repetition_detected may be missing", type(exc).__name__)  # fmt: skip
             raise
         now_fired = blocker.fired  # one read back from the device
         fired = {index for index, row in enumerate(rows) if index in now_fired or states[row].blocked}

@@ -295,8 +295,10 @@ def test_a_row_that_ended_with_eos_reports_stop_and_its_padding_is_not_a_loop(ti
     assert second.completion_tokens == 20
 
 
-def test_a_repetition_blocked_before_an_out_of_memory_is_still_reported(tiny_model_dir, pages):
-    """A split row continues from its streamed tokens; a loop the blocker broke in them is still flagged."""
+@pytest.mark.parametrize("streaming", [True, False], ids=["one-row-streams", "no-row-streams"])
+def test_a_repetition_blocked_before_an_out_of_memory_is_still_reported(tiny_model_dir, pages, streaming):
+    """A split row continues from its kept tokens; a loop the blocker broke in them is still flagged. The same
+    holds in a batch where no row streams (every job from the queue): it once started over from nothing."""
     engine = DeepseekEngine(str(tiny_model_dir), max_new_tokens=30, repetition_window=12, repetition_ngram=3)
     engine.load()
     vocab = engine.processor.tokenizer.get_vocab()
@@ -318,14 +320,14 @@ def test_a_repetition_blocked_before_an_out_of_memory_is_still_reported(tiny_mod
     pieces: dict[int, list[str]] = {0: [], 1: []}
     handle = engine.model.lm_head.register_forward_hook(hook)
     try:  # row 1 does not stream: it only keeps its tokens, and continues from them too
-        first, second = engine.run([req(pages[1], "tiny"), req(pages[1], "tiny", stream=False)],
-                                   on_token=lambda row, piece: pieces[row].append(piece))  # fmt: skip
+        first, second = engine.run([req(pages[1], "tiny", stream=streaming), req(pages[1], "tiny", stream=False)],
+                                   on_token=(lambda row, piece: pieces[row].append(piece)) if streaming else None)  # fmt: skip
     finally:
         handle.remove()
     assert (first.finish_reason, first.completion_tokens) == ("stop", 7)
     assert first.repetition_detected is True
     assert (second.finish_reason, second.raw, second.repetition_detected) == ("stop", "cdefghi", False)
-    assert "".join(pieces[0]) == first.raw and pieces[1] == []
+    assert "".join(pieces[0]) == (first.raw if streaming else "") and pieces[1] == []
 
 
 def test_a_table_written_to_the_cap_is_not_taken_for_a_loop(tiny_model_dir, pages):
